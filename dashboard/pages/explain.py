@@ -1,0 +1,108 @@
+"""Explain: a study, a model's prediction on it, and the map of what drove it."""
+
+import streamlit as st
+
+from core import models
+from core.explain import METHOD_TITLES, ExplainError, explain_input
+from core.model_input import prepare
+from core.models import cards
+from core.overlay import COLORMAPS, overlay
+from core.samples import samples
+from core.study import StudyError, open_study
+from dashboard import charts
+
+DEFAULT_MODEL = "braintumor-xception"
+
+st.title("Explain")
+st.caption("Research and teaching; not for diagnosis.")
+
+by_id = {c.id: c for c in cards()}
+model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL),
+                        format_func=lambda i: f"{i} — {by_id[i].task}")
+card = by_id[model_id]
+
+source = st.radio("Study", ["Built-in sample", "Upload a file"], horizontal=True)
+study = None
+try:
+    if source == "Built-in sample":
+        choices = samples(card)
+        sample = st.selectbox(
+            "Sample", choices, index=None, placeholder="Choose a labelled sample",
+            format_func=lambda s: f"{s.name} (labelled {s.label})",
+        )
+        if sample is not None:
+            study = open_study(sample.path, name=sample.name)
+    else:
+        upload = st.file_uploader("DICOM, PNG or JPEG file")
+        if upload is not None:
+            study = open_study(upload.getvalue(), name=upload.name)
+except (StudyError, models.ModelError) as error:
+    st.error(str(error), icon=":material/error:")
+
+if study is None:
+    st.stop()
+
+with st.status(f"Running {model_id}…", expanded=False) as status:
+    try:
+        classifier = models.load(model_id)
+    except models.ModelError as error:
+        status.update(label="Model not available", state="error")
+        st.error(str(error), icon=":material/error:")
+        st.stop()
+    frame = 0
+    if study.frames > 1:
+        frame = st.slider("Frame", 1, study.frames, 1) - 1
+    model_input = prepare(study, card.input_spec, frame=frame)
+    prediction = classifier.predict(model_input)
+    status.update(label=f"{model_id} on {classifier.device}: {prediction.label}", state="complete")
+
+image_col, result_col, map_col = st.columns([1, 1, 1.2])
+with image_col:
+    st.subheader("Study")
+    st.image(study.display(frame), caption=study.name, width="stretch")
+    window = model_input.window
+    st.caption(
+        f"{study.format} · {study.modality or 'no modality'} · "
+        f"{'x'.join(map(str, study.shape))} · {study.photometric}"
+        + (f" · window C {window.center:g} / W {window.width:g} ({window.source})"
+           if window else "")
+    )
+    with st.expander("What the model saw"):
+        st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input")
+        st.markdown("\n".join(f"1. {step}" for step in model_input.steps))
+
+with result_col:
+    st.subheader("Prediction")
+    st.metric("Model output", prediction.label,
+              f"{prediction.probabilities[prediction.label]:.1%}", delta_color="off")
+    st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
+                    width="stretch", config={"displayModeBar": False})
+    st.caption("A model's output, not a diagnosis.")
+
+with map_col:
+    st.subheader("Why")
+    controls = st.columns(2)
+    method = controls[0].selectbox("Method", list(METHOD_TITLES),
+                                   format_func=METHOD_TITLES.get)
+    target = controls[1].selectbox("Class to explain", card.labels,
+                                   index=card.labels.index(prediction.label))
+    opacity = controls[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05)
+    colormap = controls[1].selectbox("Colormap", list(COLORMAPS))
+    try:
+        explanation = explain_input(classifier, model_input, method, target)
+    except ExplainError as error:
+        st.info(str(error), icon=":material/info:")
+    else:
+        with st.container(key="overlay"):
+            st.image(
+                overlay(study.display(frame), explanation.map, opacity, colormap),
+                caption=f"{METHOD_TITLES[method]} for '{explanation.label}' on {study.name}",
+                width="stretch",
+            )
+        if explanation.empty:
+            st.info(f"Nothing at layer {explanation.layer} speaks for '{explanation.label}': "
+                    "the map is empty.", icon=":material/info:")
+        st.caption(f"Layer {explanation.layer} · {explanation.seconds * 1000:.0f} ms")
+
+with st.expander("Model card"):
+    st.json(card.to_dict())

@@ -1,0 +1,36 @@
+"""Home: what MedLens is and what it must not be used for."""
+
+import streamlit as st
+
+from core.models import INTENDED_USE, cards
+
+st.title("MedLens")
+st.markdown(
+    "Look inside medical-imaging models: open a study, run a real trained model on it, "
+    "see its prediction and **why** it made it (class activation maps over the image), "
+    "and exactly what the model was shown."
+)
+st.warning(
+    f"**Intended use:** {INTENDED_USE} MedLens shows what a model computes; it does "
+    "not give a diagnosis, and its models have not been validated for clinical use.",
+    icon=":material/warning:",
+)
+st.page_link("pages/explain.py", label="Explain a study", icon=":material/visibility:")
+
+st.subheader("Built-in models")
+st.dataframe(
+    [
+        {
+            "model": c.id,
+            "task": c.task,
+            "labels": ", ".join(c.labels),
+            "input": "x".join(map(str, c.input_shape)),
+            "runtime": c.runtime,
+            "source": f"{c.source['package']} {c.source['version']}",
+            "licence": c.license,
+        }
+        for c in cards()
+    ],
+    hide_index=True,
+    width="stretch",
+)

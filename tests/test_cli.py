@@ -1,0 +1,127 @@
+"""The `medlens` command: its JSON shapes, its files, and bad input (exit 2, one line)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tests.conftest import dicom_file
+
+MEDLENS = str(Path(sys.executable).parent / "medlens")
+
+
+def medlens(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([MEDLENS, *args], capture_output=True, text=True, timeout=300)
+
+
+def test_models_list():
+    run = medlens("models", "list", "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    found = json.loads(run.stdout)
+    assert [c["id"] for c in found] == ["braintumor-vgg16", "braintumor-xception",
+                                        "pneumonia-xception"]
+    for c in found:
+        assert {"id", "task", "labels", "input_shape", "architecture", "source",
+                "license"} <= set(c)
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("samples")
+    run = medlens("samples", "export", str(out))
+    assert run.returncode == 0, run.stderr
+    return out
+
+
+def test_samples_export_layout(exported):
+    files = sorted(p.relative_to(exported) for p in exported.rglob("*") if p.is_file())
+    assert len(files) == 17 + 16 + 17
+    assert Path("braintumor-xception/glioma/Te-gl_0010.jpg") in files
+    assert Path("pneumonia-xception/PNEUMONIA/person1946_bacteria_4874.jpeg") in files
+    assert Path("braintumor-vgg16/pituitary/Te-pi_0016.jpg") in files
+
+
+def test_predict_json(exported):
+    paths = sorted(str(p) for p in (exported / "pneumonia-xception").rglob("*.jpeg"))[:3]
+    run = medlens("predict", "--model", "pneumonia-xception", *paths, "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    results = json.loads(run.stdout)
+    assert [r["path"] for r in results] == paths
+    for r in results:
+        assert set(r) == {"path", "label", "probabilities"}
+        assert set(r["probabilities"]) == {"NORMAL", "PNEUMONIA"}
+        assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
+        assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
+
+
+def test_explain_writes_map_and_overlay(exported, tmp_path):
+    path = exported / "braintumor-xception" / "meningioma" / "Te-me_0016.jpg"
+    run = medlens("explain", "--model", "braintumor-xception", "--method", "gradcam++",
+                  str(path), "--out", str(tmp_path), "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    result = json.loads(run.stdout)
+    assert set(result) == {"method", "label", "layer", "seconds"}
+    assert result["method"] == "gradcam++" and result["label"] == "meningioma"
+    assert result["layer"] == "xception/block14_sepconv2_act" and result["seconds"] > 0
+    cols, rows = Image.open(path).size
+    heatmap = np.load(tmp_path / "Te-me_0016.gradcam++.npy")
+    assert heatmap.shape == (rows, cols) and heatmap.dtype == np.float32
+    assert 0 <= heatmap.min() and heatmap.max() == pytest.approx(1.0)
+    picture = Image.open(tmp_path / "Te-me_0016.gradcam++.png")
+    assert picture.size == (cols, rows) and picture.mode == "RGB"
+
+
+def test_studies_info_json(ct_small):
+    run = medlens("studies", "info", str(ct_small), "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    (info,) = json.loads(run.stdout)
+    window = info.pop("window")
+    assert info == {"path": str(ct_small), "format": "DICOM", "modality": "CT",
+                    "shape": [128, 128], "dtype": "int16", "photometric": "MONOCHROME2",
+                    "frames": 1}
+    assert set(window) == {"center", "width"} and window["width"] > 0
+
+
+def test_studies_info_reports_a_bad_file_among_good(ct_small, tmp_path):
+    bad = dicom_file("JPEG-lossy.dcm")
+    run = medlens("studies", "info", str(ct_small), str(bad), "--json")
+    assert run.returncode == 2
+    good, failed = json.loads(run.stdout)
+    assert good["format"] == "DICOM"
+    assert failed["path"] == str(bad) and "cannot decode the pixel data" in failed["error"]
+    assert run.stderr.count("\n") == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["predict", "--model", "nope", "x.png"], "unknown model 'nope'"),
+        (["predict", "--model", "braintumor-xception", "/no/such.png"],
+         "/no/such.png: no such file"),
+        (["predict", "--model", "braintumor-xception", "JPEG-lossy.dcm"],
+         "JPEG-lossy.dcm: cannot decode the pixel data"),
+        (["explain", "--model", "braintumor-xception", "--method", "lime", "x.png",
+          "--out", "o"], "argument --method: invalid choice: 'lime'"),
+        (["explain", "--model", "braintumor-xception", "--method", "gradcam",
+          "--target", "cat", "x.png", "--out", "o"], "--target: unknown label 'cat'"),
+        (["explain", "--model", "braintumor-vgg16", "--method", "gradcam", "CT_small.dcm",
+          "--out", "o"], "braintumor-vgg16 runs on onnxruntime"),
+        (["predict"], "the following arguments are required"),
+        ([], "the following arguments are required: COMMAND"),
+        (["studies", "info", "/etc/hostname"], "/etc/hostname: not a DICOM, PNG or JPEG file"),
+    ],
+)
+def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
+    args = [str(dicom_file(a)) if a.endswith(".dcm") else a for a in args]
+    args = [str(tmp_path / "o") if a == "o" else a for a in args]
+    run = medlens(*args)
+    assert run.returncode == 2
+    assert run.stderr.count("\n") == 1 and expected in run.stderr
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "o").exists()
