@@ -5,8 +5,8 @@ import streamlit as st
 st.set_page_config(page_title="MedLens", page_icon=":material/biotech:", layout="wide")
 
 pages = [
-    st.Page("pages/home.py", title="Home", icon=":material/home:", default=True),
-    st.Page("pages/explain.py", title="Explain", icon=":material/visibility:",
+    st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/explain.py", title="Explain", icon=":material/visibility:",
             url_path="explain"),
 ]
 with st.sidebar:

@@ -15,7 +15,7 @@ TIMEOUT = 180
 def explain_page() -> AppTest:
     at = AppTest.from_file(APP, default_timeout=TIMEOUT)
     at.run()
-    at.switch_page("pages/explain.py").run()
+    at.switch_page("views/explain.py").run()
     assert not at.exception
     return at
 

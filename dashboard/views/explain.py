@@ -17,30 +17,34 @@ st.title("Explain")
 st.caption("Research and teaching; not for diagnosis.")
 
 by_id = {c.id: c for c in cards()}
-model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL),
-                        format_func=lambda i: f"{i} — {by_id[i].task}")
-card = by_id[model_id]
-
-source = st.radio("Study", ["Built-in sample", "Upload a file"], horizontal=True)
 study = None
-try:
-    if source == "Built-in sample":
-        choices = samples(card)
-        sample = st.selectbox(
-            "Sample", choices, index=None, placeholder="Choose a labelled sample",
-            format_func=lambda s: f"{s.name} (labelled {s.label})",
-        )
-        if sample is not None:
-            study = open_study(sample.path, name=sample.name)
-    else:
-        upload = st.file_uploader("DICOM, PNG or JPEG file")
-        if upload is not None:
-            study = open_study(upload.getvalue(), name=upload.name)
-except (StudyError, models.ModelError) as error:
-    st.error(str(error), icon=":material/error:")
+with st.sidebar:
+    model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL),
+                            format_func=lambda i: f"{i} — {by_id[i].task}")
+    card = by_id[model_id]
+    source = st.radio("Study", ["Built-in sample", "Upload a file"], horizontal=True)
+    try:
+        if source == "Built-in sample":
+            sample = st.selectbox(
+                "Sample", samples(card), index=None, placeholder="Choose a labelled sample",
+                format_func=lambda s: f"{s.name} (labelled {s.label})",
+            )
+            if sample is not None:
+                study = open_study(sample.path, name=sample.name)
+        else:
+            upload = st.file_uploader("DICOM, PNG or JPEG file")
+            if upload is not None:
+                study = open_study(upload.getvalue(), name=upload.name)
+    except (StudyError, models.ModelError) as error:
+        st.error(str(error), icon=":material/error:")
 
 if study is None:
+    st.info("Choose a sample or upload a study in the sidebar.", icon=":material/arrow_back:")
     st.stop()
+
+frame = 0
+if study.frames > 1:
+    frame = st.sidebar.slider("Frame", 1, study.frames, 1) - 1
 
 with st.status(f"Running {model_id}…", expanded=False) as status:
     try:
@@ -49,9 +53,6 @@ with st.status(f"Running {model_id}…", expanded=False) as status:
         status.update(label="Model not available", state="error")
         st.error(str(error), icon=":material/error:")
         st.stop()
-    frame = 0
-    if study.frames > 1:
-        frame = st.slider("Frame", 1, study.frames, 1) - 1
     model_input = prepare(study, card.input_spec, frame=frame)
     prediction = classifier.predict(model_input)
     status.update(label=f"{model_id} on {classifier.device}: {prediction.label}", state="complete")
@@ -73,8 +74,9 @@ with image_col:
 
 with result_col:
     st.subheader("Prediction")
-    st.metric("Model output", prediction.label,
-              f"{prediction.probabilities[prediction.label]:.1%}", delta_color="off")
+    st.metric("Model output", prediction.label)
+    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} "
+               f"(softmax of the model's {card.outputs})")
     st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
                     width="stretch", config={"displayModeBar": False})
     st.caption("A model's output, not a diagnosis.")

@@ -15,7 +15,7 @@ st.warning(
     "not give a diagnosis, and its models have not been validated for clinical use.",
     icon=":material/warning:",
 )
-st.page_link("pages/explain.py", label="Explain a study", icon=":material/visibility:")
+st.page_link("views/explain.py", label="Explain a study", icon=":material/visibility:")
 
 st.subheader("Built-in models")
 st.dataframe(

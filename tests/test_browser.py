@@ -1,0 +1,97 @@
+"""The dashboard in a real Chromium: pick samples on Explain, their Grad-CAM overlays appear."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from playwright.sync_api import expect, sync_playwright
+
+from tests.browser import (
+    HEALTH_TIMEOUT_S,
+    VIEWPORT,
+    app_shell,
+    choose_sample,
+    chromium_path,
+    launch_chromium,
+    open_explain,
+    overlay_image,
+    sample_select,
+    streamlit_server,
+    wait_for_overlay,
+    wait_idle,
+)
+
+pytestmark = pytest.mark.browser
+
+# Two classes, so the second overlay cannot be mistaken for the first.
+FIRST, SECOND = "Te-gl_0011.jpg", "Te-me_0016.jpg"
+
+
+def require_chromium() -> None:
+    # Fail, not skip: CI installs Chromium, so its absence is a broken setup.
+    try:
+        chromium_path()
+    except RuntimeError as error:
+        pytest.fail(str(error), pytrace=False)
+
+
+@pytest.fixture(scope="module")
+def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A fresh server for this module; its process group is killed even if a test fails."""
+    log = tmp_path_factory.mktemp("streamlit") / "server.log"
+    with streamlit_server(log) as url:
+        yield url
+
+
+def screenshot_dir(tmp_path: Path) -> Path:
+    folder = Path(os.environ.get("MEDLENS_SCREENSHOTS") or tmp_path)
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_samples_give_gradcam_overlays(app_url: str, tmp_path: Path) -> None:
+    require_chromium()
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = open_explain(browser, app_url)
+            for name in (FIRST, SECOND):
+                choose_sample(page, name)
+                # First pass includes model load and tracing, hence the long timeout.
+                wait_for_overlay(page, name)
+                image = overlay_image(page, name)
+                expect(image).to_be_visible()
+                assert image.evaluate("img => img.naturalWidth") > 0, f"{name}: overlay empty"
+                # Let the run finish before the next click, so the click is not re-rendered away.
+                wait_idle(page)
+
+            shot = screenshot_dir(tmp_path) / "explain.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 0
+        finally:
+            browser.close()
+
+
+def test_deep_link_to_explain_on_fresh_server_runs_inside_app(tmp_path: Path) -> None:
+    """A first visit straight to /explain gets the app's navigation and its notice.
+
+    (A `pages/` folder beside app.py once put a fresh server in Streamlit's legacy
+    folder mode, which ran the page alone.)
+    """
+    require_chromium()
+    # Its own server: the fault only showed while no session had run app.py yet.
+    with streamlit_server(tmp_path / "server.log") as url, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = browser.new_page(viewport=VIEWPORT)
+            page.goto(f"{url}/explain")
+            expect(sample_select(page)).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
+            expect(app_shell(page)).to_be_visible(timeout=2_000)
+            nav = page.get_by_test_id("stSidebarNav")
+            expect(nav.get_by_text("Home", exact=True)).to_be_visible()
+            expect(nav.get_by_text("Explain", exact=True)).to_be_visible()
+        finally:
+            browser.close()
