@@ -9,6 +9,7 @@ from the metadata the viewer shows. Reading a study never imports TensorFlow.
 from __future__ import annotations
 
 import io
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -179,7 +180,10 @@ def _one_line(exc: BaseException, limit: int = 240) -> str:
 
 def _read_picture(data: bytes, name: str) -> Study:
     try:
-        img = Image.open(io.BytesIO(data))
+        with warnings.catch_warnings():
+            # Our own MAX_PIXELS check below decides; PIL's warning would be a second line.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(io.BytesIO(data))
         fmt = img.format or "image"
         cols, rows = img.size
         if rows * cols > MAX_PIXELS:

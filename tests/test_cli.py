@@ -98,6 +98,13 @@ def test_studies_info_reports_a_bad_file_among_good(ct_small, tmp_path):
     assert run.stderr.count("\n") == 1
 
 
+def big_png(folder: Path) -> str:
+    """A real 12000 x 10000 PNG (120 M pixels, a few hundred kB compressed)."""
+    path = folder / "big.png"
+    Image.new("L", (12_000, 10_000)).save(path)
+    return str(path)
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
@@ -115,10 +122,12 @@ def test_studies_info_reports_a_bad_file_among_good(ct_small, tmp_path):
         (["predict"], "the following arguments are required"),
         ([], "the following arguments are required: COMMAND"),
         (["studies", "info", "/etc/hostname"], "/etc/hostname: not a DICOM, PNG or JPEG file"),
+        (["studies", "info", "big.png"], "big.png: 12000x10000 pixels, larger than the"),
     ],
 )
 def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     args = [str(dicom_file(a)) if a.endswith(".dcm") else a for a in args]
+    args = [big_png(tmp_path) if a == "big.png" else a for a in args]
     args = [str(tmp_path / "o") if a == "o" else a for a in args]
     run = medlens(*args)
     assert run.returncode == 2

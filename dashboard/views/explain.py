@@ -57,10 +57,11 @@ with st.status(f"Running {model_id}…", expanded=False) as status:
     prediction = classifier.predict(model_input)
     status.update(label=f"{model_id} on {classifier.device}: {prediction.label}", state="complete")
 
+shown = study.display(frame)
 image_col, result_col, map_col = st.columns([1, 1, 1.2])
 with image_col:
     st.subheader("Study")
-    st.image(study.display(frame), caption=study.name, width="stretch")
+    st.image(shown, caption=study.name, width="stretch")
     window = model_input.window
     st.caption(
         f"{study.format} · {study.modality or 'no modality'} · "
@@ -97,7 +98,7 @@ with map_col:
     else:
         with st.container(key="overlay"):
             st.image(
-                overlay(study.display(frame), explanation.map, opacity, colormap),
+                overlay(shown, explanation.map, opacity, colormap),
                 caption=f"{METHOD_TITLES[method]} for '{explanation.label}' on {study.name}",
                 width="stretch",
             )
