@@ -186,23 +186,18 @@ class Classifier:
             raise ModelError(f"{c.id}: unknown runtime '{c.runtime}'")
 
     def _load_keras(self) -> None:
-        tf = import_tensorflow()
+        import_tensorflow()
         import keras
+
+        from core.explain.base import forward_function
 
         try:
             model = keras.saving.load_model(self.path, safe_mode=True, compile=False)
         except Exception as exc:
             raise ModelError(f"{self.card.id}: cannot load {self.path.name} ({exc})") from None
         self.keras_model = model
-        h, w, c = self.card.input_shape
-        # Some saved models take their single input as a one-element list.
-        as_list = isinstance(model.input, list)
-
-        @tf.function(input_signature=[tf.TensorSpec([None, h, w, c], tf.float32)])
-        def forward(x):
-            return model([x] if as_list else x, training=False)
-
-        self._forward = forward
+        # The same compiled forward pass the explainers use: traced once per model.
+        self._forward = forward_function(model)
 
     def _load_onnx(self) -> None:
         import onnxruntime as ort
