@@ -41,11 +41,24 @@ def test_sample_gives_prediction_chart_and_overlay(brain_samples):
     sample_box.set_value(sample).run()
     assert not at.exception
     assert at.metric[0].value == "meningioma"
+    assert any("(softmax of its logits)" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 1
     assert "Grad-CAM for 'meningioma' on Te-me_0016.jpg" in captions(at)
     # Changing the class to explain redraws the map for that class.
     next(s for s in at.selectbox if s.label == "Class to explain").set_value("glioma").run()
     assert "Grad-CAM for 'glioma' on Te-me_0016.jpg" in captions(at)
+
+
+def test_onnx_model_predicts_and_says_why_there_is_no_map(brain_samples):
+    at = explain_page()
+    next(s for s in at.selectbox if s.label == "Model").set_value("braintumor-vgg16").run()
+    sample = next(s for s in brain_samples if s.name == "Te-pi_0014.jpg")
+    next(s for s in at.selectbox if s.label == "Sample").set_value(sample).run()
+    assert not at.exception
+    assert at.metric[0].value == "pituitary"
+    assert any("(the model's own output)" in c.value for c in at.caption)
+    assert any("runs on onnxruntime" in i.value for i in at.info)
+    assert not any("Grad-CAM for" in c for c in captions(at))
 
 
 def test_dicom_upload_is_explained(ct_small):

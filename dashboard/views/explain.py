@@ -76,8 +76,8 @@ with image_col:
 with result_col:
     st.subheader("Prediction")
     st.metric("Model output", prediction.label)
-    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} "
-               f"(softmax of the model's {card.outputs})")
+    source = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
+    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source})")
     st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
                     width="stretch", config={"displayModeBar": False})
     st.caption("A model's output, not a diagnosis.")
