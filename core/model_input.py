@@ -48,29 +48,35 @@ class ModelInput:
     steps: tuple[str, ...]
     frame: int
     window: Window | None
-    source_shape: tuple[int, int]  # (rows, cols) of the study image it came from
+    source_shape: tuple[int, int]  # (rows, cols) of the displayed image it came from
+    plane: str | None = None
 
 
 def prepare(study: Study, spec: InputSpec, frame: int = 0,
-            window: Window | None = None) -> ModelInput:
-    """Turn one frame of a study into the input `spec` describes, recording each step."""
+            window: Window | None = None, plane: str | None = None) -> ModelInput:
+    """Turn one 2-D image of a study into the input `spec` describes, recording each step.
+
+    `frame` is the frame of a multi-frame image or the slice of a volume in `plane`
+    (default: the plane it was acquired in).
+    """
     steps: list[str] = []
-    if study.frames > 1:
-        steps.append(f"frame {frame + 1} of {study.frames}")
+    view = study.view(frame, plane)
+    if view.count > 1 or view.plane:
+        steps.append(f"{view.label}" + (" (radiological orientation)" if view.plane else ""))
     used = None
-    picture = study.display(frame, window)
+    picture = study.display(frame, window, plane)
     if not study.is_colour:
         used = window or study.window
         if used is None or used.source == "full 8-bit range":
             steps.append("8-bit pixels used as stored")
         else:
-            unit = f" {study.units}" if study.units else ""
-            steps.append(
-                f"window centre {used.center:g}{unit}, width {used.width:g}{unit} "
-                f"({used.source}) to 8 bits"
-            )
+            steps.append(f"window {used.describe(study.units)} to 8 bits")
         if study.photometric == "MONOCHROME1":
             steps.append("MONOCHROME1 inverted (bright = dense)")
+    if picture.shape[:2] != view.values.shape[:2]:
+        rows, cols = view.values.shape[:2]
+        steps.append(f"{cols}x{rows} pixels of {view.spacing[1]:.3g} x {view.spacing[0]:.3g} mm "
+                     f"resampled to {picture.shape[1]}x{picture.shape[0]} for true aspect ratio")
 
     if picture.ndim == 2:
         if spec.channels == 3:
@@ -84,7 +90,8 @@ def prepare(study: Study, spec: InputSpec, frame: int = 0,
     else:
         steps.append("RGB used as is")
 
-    rows, cols = picture.shape[:2]
+    view_shape = picture.shape[:2]
+    rows, cols = view_shape
     if (rows, cols) != (spec.height, spec.width):
         resample = RESAMPLING[spec.resize]
         if picture.shape[-1] == 1:
@@ -108,5 +115,6 @@ def prepare(study: Study, spec: InputSpec, frame: int = 0,
         steps=tuple(steps),
         frame=frame,
         window=used,
-        source_shape=(study.image_shape),
+        source_shape=(int(view_shape[0]), int(view_shape[1])),
+        plane=view.plane,
     )

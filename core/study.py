@@ -1,9 +1,11 @@
-"""Studies: the images a user brings (DICOM, PNG, JPEG), read into one `Study` type.
+"""Studies: the images a user brings, read into one `Study` type.
 
-Pixels are kept in physical units (the DICOM modality LUT applied: HU for CT) and shown
-through a window (DICOM PS3.3 C.11.2.1.2 linear VOI function), with MONOCHROME1 inverted
-so the image looks as a radiologist expects. Identifying DICOM attributes are kept apart
-from the metadata the viewer shows. Reading a study never imports TensorFlow.
+A study is one image, a multi-frame image (cine, enhanced CT/MR), a series of
+single-frame DICOM files (a folder or a .zip), or a NIfTI volume. Pixels are kept in
+physical units (the DICOM modality LUT applied: HU for CT) and shown through a VOI
+window (`core.windows`), MONOCHROME1 inverted, volumes in the standard radiological
+orientation. Identifying DICOM attributes are kept apart from the metadata the viewer
+shows. Reading a study never imports TensorFlow.
 """
 
 from __future__ import annotations
@@ -11,13 +13,32 @@ from __future__ import annotations
 import io
 import warnings
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
+from core.windows import (
+    CT_PRESETS,
+    PERCENTILE_PRESETS,
+    VOILUT,
+    Window,
+    apply_window,
+    auto_window,
+)
+
+__all__ = [
+    "IDENTIFYING_KEYWORDS", "MAX_PIXELS", "MAX_VOXELS", "PLANES", "VOILUT", "Study",
+    "StudyError", "View", "Window", "apply_window", "auto_window", "open_files", "open_study",
+]
+
 # A 50 000 x 50 000 image would need ~10 GB as float32: refuse before decoding.
 MAX_PIXELS = 100_000_000
+# A volume (series, multi-frame, NIfTI) up to ~1000 slices of 512 x 512 (1 GB as float32).
+MAX_VOXELS = 270_000_000
+
+PLANES = ("axial", "coronal", "sagittal")
 
 # PS3.15 Annex E Basic Application Level Confidentiality Profile: the attributes most
 # likely to identify a patient. They are never shown or exported unless asked for.
@@ -45,40 +66,39 @@ IDENTIFYING_KEYWORDS = frozenset(
     }
 )
 
-# What the viewer shows of a DICOM header: technical attributes only.
-DISPLAY_KEYWORDS = (
-    "Modality", "SOPClassUID", "BodyPartExamined", "Manufacturer", "ManufacturerModelName",
-    "PhotometricInterpretation", "Rows", "Columns", "NumberOfFrames", "SamplesPerPixel",
-    "BitsAllocated", "BitsStored", "PixelRepresentation", "PixelSpacing",
-    "ImagerPixelSpacing", "SliceThickness", "RescaleIntercept", "RescaleSlope",
-    "RescaleType", "WindowCenter", "WindowWidth", "KVP", "MagneticFieldStrength",
-    "RepetitionTime", "EchoTime", "ImageType",
-)
-
 
 class StudyError(ValueError):
     """A file that cannot be read as a study. The message is one line naming the file."""
 
 
 @dataclass(frozen=True)
-class Window:
-    """A VOI window in the study's units: centre and width, and where it came from."""
+class View:
+    """One 2-D image of a study, in physical units, as it is to be shown.
 
-    center: float
-    width: float
-    source: str = "manual"
+    `spacing` is (between rows, between columns) in mm when known; `label` says which
+    image it is ("axial 12 of 24", "frame 3 of 120").
+    """
+
+    values: np.ndarray
+    spacing: tuple[float, float] | None
+    plane: str | None
+    index: int
+    count: int
+    label: str
 
 
 @dataclass
 class Study:
-    """One image or multi-frame image, its pixels in physical units, ready to be shown.
+    """One study, its pixels in physical units, ready to be shown.
 
-    `pixels` has a frame axis first: (frames, rows, cols) for greyscale,
-    (frames, rows, cols, 3) for colour.
+    `pixels` has the frame or slice axis first: (n, rows, cols) for greyscale,
+    (n, rows, cols, 3) for colour. For a volume (a series, an enhanced multi-frame
+    or NIfTI) slices are in acquisition order along the slice normal, and `affine`
+    maps (column, row, slice) indices to patient coordinates (DICOM LPS, mm).
     """
 
     name: str
-    format: str  # "DICOM", "PNG" or "JPEG"
+    format: str  # "DICOM", "DICOM series", "NIfTI", "PNG" or "JPEG"
     pixels: np.ndarray
     photometric: str  # MONOCHROME1, MONOCHROME2 or RGB
     stored_dtype: str  # the dtype the file stores, before any rescale
@@ -88,9 +108,17 @@ class Study:
     bits_stored: int = 8
     metadata: dict[str, str] = field(default_factory=dict)
     identifying: dict[str, str] = field(default_factory=dict, repr=False)
+    transfer_syntax: str | None = None
+    samples_per_pixel: int = 1
+    pixel_spacing: tuple[float, float] | None = None  # (between rows, between columns), mm
+    slice_spacing: float | None = None  # mm, for volumes
+    affine: np.ndarray | None = field(default=None, repr=False)
+    windows: tuple[Window, ...] = ()  # every window or VOI LUT the file offers
+    notes: tuple[str, ...] = ()  # what was done or skipped while reading
 
     @property
     def frames(self) -> int:
+        """How many 2-D images the study holds (frames or slices)."""
         return int(self.pixels.shape[0])
 
     @property
@@ -98,55 +126,194 @@ class Study:
         return self.pixels.ndim == 4
 
     @property
+    def is_volume(self) -> bool:
+        """Slices with a known position and orientation: axial/coronal/sagittal views."""
+        return self.affine is not None and self.frames > 1 and not self.is_colour
+
+    @property
+    def slices(self) -> int:
+        """Slices of a volume; 1 for a single image or a cine (one slice over time)."""
+        return self.frames if self.is_volume else 1
+
+    @property
     def image_shape(self) -> tuple[int, int]:
-        """(rows, cols) of one 2-D image."""
+        """(rows, cols) of one stored 2-D image."""
         return int(self.pixels.shape[1]), int(self.pixels.shape[2])
 
     @property
     def shape(self) -> list[int]:
-        """[rows, cols] for one image, [frames, rows, cols] for several; no colour axis."""
+        """[rows, cols] for one image, [frames or slices, rows, cols] for several."""
         rows, cols = self.image_shape
         return [rows, cols] if self.frames == 1 else [self.frames, rows, cols]
 
+    @property
+    def spacing(self) -> tuple[float, ...] | None:
+        """(slice, row, column) spacing in mm for volumes, (row, column) for images."""
+        if self.pixel_spacing is None:
+            return None
+        if self.is_volume and self.slice_spacing:
+            return (self.slice_spacing, *self.pixel_spacing)
+        return self.pixel_spacing
+
+    # -- views ------------------------------------------------------------------------
+
+    @property
+    def planes(self) -> tuple[str, ...]:
+        """The planes a volume can be viewed in; () for images and cines."""
+        return PLANES if self.is_volume else ()
+
+    @property
+    def acquired_plane(self) -> str | None:
+        """The plane the slices were acquired in (the one the volume opens in)."""
+        if not self.is_volume:
+            return None
+        normal = np.abs(self.affine[:3, 2])
+        return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+    def count(self, plane: str | None = None) -> int:
+        """How many images there are to scroll through in `plane`."""
+        plane = self._plane(plane)
+        if plane is None:
+            return self.frames
+        return int(self._canonical[0].shape[PLANES.index(plane)])
+
+    def default_index(self, plane: str | None = None) -> int:
+        """Where a viewer opens: the middle slice of a volume, the first frame otherwise."""
+        return self.count(plane) // 2 if self._plane(plane) else 0
+
+    def view(self, index: int = 0, plane: str | None = None) -> View:
+        """One 2-D image in physical units, oriented for display (radiological for volumes)."""
+        plane = self._plane(plane)
+        count = self.count(plane)
+        if not 0 <= index < count:
+            what = f"{plane} slice" if plane else "frame"
+            raise StudyError(f"{self.name}: {what} {index} is out of range (0..{count - 1})")
+        if plane is None:
+            label = f"frame {index + 1} of {count}" if count > 1 else "image"
+            return View(self.pixels[index], self.pixel_spacing, None, index, count, label)
+        volume, (sz, sy, sx) = self._canonical
+        # Canonical axes: 0 inferior->superior, 1 anterior->posterior, 2 right->left, so
+        # axial images have the patient's right on the viewer's left and anterior at the
+        # top; coronal and sagittal are flipped so superior is at the top.
+        if plane == "axial":
+            values, spacing = volume[index], (sy, sx)
+        elif plane == "coronal":
+            values, spacing = volume[::-1, index, :], (sz, sx)
+        else:
+            values, spacing = volume[::-1, :, index], (sz, sy)
+        return View(values, spacing, plane, index, count, f"{plane} {index + 1} of {count}")
+
     def image(self, frame: int = 0) -> np.ndarray:
-        """The 2-D image of one frame, in physical units."""
+        """The stored 2-D image of one frame or slice, in physical units."""
         if not 0 <= frame < self.frames:
             raise StudyError(f"{self.name}: frame {frame} is out of range (0..{self.frames - 1})")
         return self.pixels[frame]
 
-    def display(self, frame: int = 0, window: Window | None = None) -> np.ndarray:
-        """The 8-bit image as the viewer shows it: windowed, MONOCHROME1 inverted."""
-        pixels = self.image(frame)
+    def display(self, index: int = 0, window: Window | None = None,
+                plane: str | None = None) -> np.ndarray:
+        """The 8-bit image exactly as the viewer shows it.
+
+        Windowed (VOI), MONOCHROME1 inverted, volumes oriented radiologically, and
+        non-square pixels resampled so the picture has the true aspect ratio.
+        """
+        view = self.view(index, plane)
         if self.is_colour:
-            return np.clip(pixels, 0, 255).astype(np.uint8)
-        shown = apply_window(pixels, window or self.window or auto_window(pixels))
-        if self.photometric == "MONOCHROME1":
-            shown = 255 - shown
-        return shown
+            shown = np.clip(view.values, 0, 255).astype(np.uint8)
+        else:
+            shown = apply_window(view.values, window or self.window or self._auto)
+            if self.photometric == "MONOCHROME1":
+                shown = 255 - shown
+        return true_aspect(shown, view.spacing)
+
+    def presets(self) -> dict[str, Window]:
+        """Windows to offer: the file's own, CT presets for HU, percentile windows."""
+        if self.is_colour:
+            return {}
+        found: dict[str, Window] = {}
+        for i, w in enumerate(self.windows):
+            label = w.describe(self.units) if w.lut is None else f"VOI LUT {i + 1} from the file"
+            found[f"File: {label}" if w.lut is None else label] = w
+        if self.units == "HU":
+            for name, (c, w) in CT_PRESETS.items():
+                found[name] = Window(c, w, name)
+        for name, (low, high) in PERCENTILE_PRESETS.items():
+            found[name] = self._percentile_window(low, high)
+        return found
+
+    # -- internals --------------------------------------------------------------------
+
+    def _plane(self, plane: str | None) -> str | None:
+        if not self.is_volume:
+            if plane not in (None, "axial"):
+                raise StudyError(f"{self.name}: not a volume, so no {plane} view")
+            return None
+        if plane is None:
+            return self.acquired_plane
+        if plane not in PLANES:
+            raise StudyError(f"{self.name}: unknown plane '{plane}' (planes: {', '.join(PLANES)})")
+        return plane
+
+    @cached_property
+    def _canonical(self) -> tuple[np.ndarray, tuple[float, float, float]]:
+        return to_canonical(self.pixels, self.affine)
+
+    @cached_property
+    def _auto(self) -> Window:
+        return self._percentile_window(*PERCENTILE_PRESETS["Auto (0.5-99.5 percentile)"])
+
+    def _percentile_window(self, low: float, high: float) -> Window:
+        return auto_window(self.pixels, low, high)
 
 
-def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
-    """DICOM linear VOI function (PS3.3 C.11.2.1.2.1) onto 0..255."""
-    c, w = float(window.center), max(float(window.width), 1.0)
-    if w == 1.0:
-        return np.where(values > c - 0.5, 255, 0).astype(np.uint8)
-    # y = ((x - (c - 0.5)) / (w - 1) + 0.5) * (ymax - ymin) + ymin, clipped to [ymin, ymax]
-    y = ((values.astype(np.float64) - (c - 0.5)) / (w - 1) + 0.5) * 255.0
-    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+def to_canonical(pixels: np.ndarray, affine: np.ndarray
+                 ) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Reorder a (slice, row, col) volume to (inferior->superior, anterior->posterior,
+    right->left), the orientation from which radiological views are cut.
+
+    Each array axis is assigned to the patient axis its direction is closest to (oblique
+    volumes are shown along their nearest orthogonal planes, not resampled). Returns the
+    volume (a view, not a copy) and its (z, y, x) spacing in mm.
+    """
+    # Array axis 0 is the slice index (affine column 2), 1 the row (column 1), 2 the column.
+    directions = [affine[:3, 2], affine[:3, 1], affine[:3, 0]]
+    cosines = np.abs(np.stack([d / (np.linalg.norm(d) or 1.0) for d in directions]))
+    patient_axis = [-1, -1, -1]
+    for flat in np.argsort(-cosines, axis=None):  # greedy: strongest alignment first
+        array_axis, lps = divmod(int(flat), 3)
+        if patient_axis[array_axis] < 0 and lps not in patient_axis:
+            patient_axis[array_axis] = lps
+    volume = pixels
+    flips = [axis for axis in range(3) if directions[axis][patient_axis[axis]] < 0]
+    if flips:
+        volume = np.flip(volume, axis=tuple(flips))
+    # Target order (LPS z, y, x): superior, posterior, left increasing.
+    order = [patient_axis.index(lps) for lps in (2, 1, 0)]
+    volume = np.transpose(volume, order)
+    spacing = tuple(float(np.linalg.norm(directions[axis])) for axis in order)
+    return volume, spacing  # type: ignore[return-value]
 
 
-def auto_window(values: np.ndarray, low: float = 0.5, high: float = 99.5) -> Window:
-    """A window spanning the given percentiles of the image's values."""
-    lo, hi = np.percentile(values, [low, high])
-    if hi <= lo:
-        lo, hi = float(values.min()), float(values.max())
-    width = max(float(hi - lo), 1.0)
-    source = f"auto ({low}-{high} percentile)"
-    return Window(center=float(lo + width / 2), width=width, source=source)
+def true_aspect(image: np.ndarray, spacing: tuple[float, float] | None,
+                limit: int = 4096) -> np.ndarray:
+    """Resample an 8-bit image so that one pixel is as tall as it is wide (bilinear)."""
+    if spacing is None:
+        return image
+    row, col = spacing
+    if row <= 0 or col <= 0 or abs(row / col - 1.0) < 0.01:
+        return image
+    rows, cols = image.shape[:2]
+    if row > col:
+        size = (cols, min(limit, round(rows * row / col)))
+    else:
+        size = (min(limit, round(cols * col / row)), rows)
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
 
+
+# -- reading ------------------------------------------------------------------------------
 
 def open_study(source: str | Path | bytes, name: str | None = None) -> Study:
-    """Read a DICOM, PNG or JPEG file (a path or its bytes) into a `Study`.
+    """Read a study from a path or bytes: a DICOM, PNG, JPEG or NIfTI (.nii, .nii.gz)
+    file, a .zip of DICOM files, or (a path) a folder of DICOM files.
 
     The format is found from the content, not the extension. Anything that cannot be
     read raises `StudyError` with one line naming the file and the problem.
@@ -156,22 +323,60 @@ def open_study(source: str | Path | bytes, name: str | None = None) -> Study:
     else:
         path = Path(source)
         name = name or str(source)
+        if path.is_dir():
+            from core.archive import read_folder
+            from core.dicom import read_series
+
+            return read_series(read_folder(path, name), name)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise StudyError(f"{name}: no such file") from None
-        except IsADirectoryError:
-            raise StudyError(f"{name}: is a folder, not a file") from None
         except OSError as exc:
             raise StudyError(f"{name}: cannot read ({exc.strerror})") from None
+    return _read_bytes(data, name)
+
+
+def open_files(files: list[tuple[str, bytes]], name: str | None = None) -> Study:
+    """Read several uploaded files as one study: one file as itself, several as a series."""
+    if not files:
+        raise StudyError(f"{name or 'upload'}: no files")
+    if len(files) == 1:
+        return open_study(files[0][1], name=files[0][0])
+    from core.archive import check_count
+    from core.dicom import read_series
+
+    name = name or f"{len(files)} files"
+    check_count(len(files), name)
+    return read_series(files, name)
+
+
+def _read_bytes(data: bytes, name: str) -> Study:
     if not data:
         raise StudyError(f"{name}: the file is empty")
     if data.startswith(b"\x89PNG\r\n\x1a\n") or data.startswith(b"\xff\xd8\xff"):
         return _read_picture(data, name)
-    return _read_dicom(data, name)
+    if data.startswith(b"PK\x03\x04") or data.startswith(b"PK\x05\x06"):
+        from core.archive import read_zip
+        from core.dicom import read_series
+
+        return read_series(read_zip(data, name), name)
+    from core import nifti
+
+    if nifti.is_gzip(data):  # .nii.gz, or a gzipped DICOM
+        # The largest study we hold, as float32, plus headers.
+        inner = nifti.gunzip(data, name, MAX_VOXELS * 4 + 2**20)
+        if nifti.is_gzip(inner):
+            raise StudyError(f"{name}: gzip inside gzip is not read")
+        return _read_bytes(inner, name)
+    if nifti.is_nifti(data):
+        return nifti.read_nifti(data, name)
+    from core.dicom import read_dicom
+
+    return read_dicom(data, name)
 
 
-def _one_line(exc: BaseException, limit: int = 240) -> str:
+def one_line(exc: BaseException, limit: int = 240) -> str:
     """An exception's message folded onto one line (decoders report on several)."""
     text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
     text = text or type(exc).__name__
@@ -195,18 +400,21 @@ def _read_picture(data: bytes, name: str) -> Study:
         raise
     except Image.DecompressionBombError as exc:
         raise StudyError(
-            f"{name}: larger than the {MAX_PIXELS:,}-pixel limit ({_one_line(exc)})"
+            f"{name}: larger than the {MAX_PIXELS:,}-pixel limit ({one_line(exc)})"
         ) from None
     except UnidentifiedImageError:
         raise StudyError(f"{name}: cannot decode the image (not a valid PNG or JPEG)") from None
     except (OSError, ValueError) as exc:
-        raise StudyError(f"{name}: cannot decode the image ({_one_line(exc)})") from None
+        raise StudyError(f"{name}: cannot decode the image ({one_line(exc)})") from None
 
+    notes: list[str] = []
     if img.mode in ("1", "L", "LA"):
         pixels, photometric = np.asarray(img.convert("L")), "MONOCHROME2"
     elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
         pixels, photometric = np.asarray(img), "MONOCHROME2"
     else:  # RGB, RGBA (alpha dropped), P (palette), CMYK, YCbCr
+        if "A" in img.mode or "transparency" in img.info:
+            notes.append("alpha channel dropped")
         pixels, photometric = np.asarray(img.convert("RGB")), "RGB"
     stored = "uint16" if img.mode.startswith("I;16") else str(pixels.dtype)
     values = pixels.astype(np.float32)[None]
@@ -225,128 +433,6 @@ def _read_picture(data: bytes, name: str) -> Study:
         window=window,
         bits_stored=16 if stored != "uint8" else 8,
         metadata={"Format": fmt, "Mode": img.mode, "Size": f"{cols} x {rows}"},
+        samples_per_pixel=3 if photometric == "RGB" else 1,
+        notes=tuple(notes),
     )
-
-
-def _read_dicom(data: bytes, name: str) -> Study:
-    import pydicom
-    from pydicom.errors import InvalidDicomError
-    from pydicom.pixels import apply_modality_lut
-
-    try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=False)
-    except InvalidDicomError:
-        # Files without the 128-byte preamble are still DICOM: try once more, then
-        # insist on an image below.
-        try:
-            ds = pydicom.dcmread(io.BytesIO(data), force=True)
-        except Exception:
-            raise StudyError(f"{name}: not a DICOM, PNG or JPEG file") from None
-    except Exception as exc:
-        raise StudyError(f"{name}: cannot parse the DICOM file ({_one_line(exc)})") from None
-
-    if "PixelData" not in ds or "Rows" not in ds or "Columns" not in ds:
-        if "SOPClassUID" in ds:
-            kind = getattr(ds.SOPClassUID, "name", str(ds.SOPClassUID))
-            raise StudyError(f"{name}: a DICOM object without pixel data ({kind})")
-        raise StudyError(f"{name}: not a DICOM, PNG or JPEG file")
-
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if int(ds.Rows) * int(ds.Columns) * frames > MAX_PIXELS:
-        raise StudyError(
-            f"{name}: {ds.Columns}x{ds.Rows}x{frames} pixels, larger than the "
-            f"{MAX_PIXELS:,}-pixel limit"
-        )
-    try:
-        stored = ds.pixel_array
-    except Exception as exc:
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        syntax_name = getattr(syntax, "name", "unknown transfer syntax")
-        raise StudyError(
-            f"{name}: cannot decode the pixel data ({syntax_name}): {_one_line(exc)}"
-        ) from None
-
-    photometric = str(getattr(ds, "PhotometricInterpretation", "MONOCHROME2"))
-    samples = int(getattr(ds, "SamplesPerPixel", 1))
-    units = ""
-    window = None
-    if photometric == "PALETTE COLOR":
-        from pydicom.pixels import apply_color_lut
-
-        rgb = apply_color_lut(stored, ds)
-        bits = 16 if rgb.max() > 255 else 8
-        values = (rgb / (257.0 if bits == 16 else 1.0)).astype(np.float32)
-        photometric = "RGB"
-    elif samples == 3:
-        # pydicom converts YBR to RGB by default.
-        values = stored.astype(np.float32)
-        photometric = "RGB"
-    else:
-        values = np.asarray(apply_modality_lut(stored, ds), dtype=np.float32)
-        if getattr(ds, "Modality", "") == "CT" and "RescaleIntercept" in ds:
-            units = "HU"
-        else:
-            units = str(getattr(ds, "RescaleType", "")) if "RescaleType" in ds else ""
-        window = _file_window(ds) or auto_window(values)
-
-    colour = photometric == "RGB"
-    if (values.ndim == 2 and not colour) or (values.ndim == 3 and colour and frames == 1):
-        values = values[None]
-
-    return Study(
-        name=name,
-        format="DICOM",
-        pixels=values,
-        photometric=photometric,
-        stored_dtype=str(stored.dtype),
-        window=window,
-        modality=str(getattr(ds, "Modality", "")) or None,
-        units=units,
-        bits_stored=int(getattr(ds, "BitsStored", 8)),
-        metadata=_display_metadata(ds),
-        identifying=_identifying(ds),
-    )
-
-
-def _file_window(ds) -> Window | None:
-    center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-    if center is None or width is None:
-        return None
-    # Several windows may be given (PS3.3 C.11.2.1.2): the first is the default.
-    center, width = _first(center), _first(width)
-    try:
-        return Window(float(center), float(width), "file")
-    except (TypeError, ValueError):
-        return None
-
-
-def _first(value):
-    if isinstance(value, (str, bytes)):
-        return value
-    try:
-        return value[0]
-    except (TypeError, IndexError, KeyError):
-        return value
-
-
-def _display_metadata(ds) -> dict[str, str]:
-    shown: dict[str, str] = {}
-    meta = getattr(ds, "file_meta", None)
-    if meta is not None and "TransferSyntaxUID" in meta:
-        uid = meta.TransferSyntaxUID
-        shown["TransferSyntax"] = f"{uid.name} ({uid})"
-    for keyword in DISPLAY_KEYWORDS:
-        if keyword in ds and keyword not in IDENTIFYING_KEYWORDS:
-            value = ds[keyword].value
-            if keyword == "SOPClassUID":
-                value = getattr(value, "name", value)
-            shown[keyword] = str(value)
-    return shown
-
-
-def _identifying(ds) -> dict[str, str]:
-    return {
-        elem.keyword: str(elem.value)
-        for elem in ds.iterall()
-        if elem.keyword in IDENTIFYING_KEYWORDS and elem.VR != "SQ"
-    }

@@ -121,7 +121,7 @@ def big_png(folder: Path) -> str:
           "--out", "o"], "braintumor-vgg16 runs on onnxruntime"),
         (["predict"], "the following arguments are required"),
         ([], "the following arguments are required: COMMAND"),
-        (["studies", "info", "/etc/hostname"], "/etc/hostname: not a DICOM, PNG or JPEG file"),
+        (["studies", "info", "/etc/hostname"], "/etc/hostname: not a DICOM, PNG, JPEG or NIfTI file"),
         (["studies", "info", "big.png"], "big.png: 12000x10000 pixels, larger than the"),
     ],
 )

@@ -121,7 +121,8 @@ def _png(width: int, height: int, pixels: bytes = b"") -> bytes:
     ("name", "payload", "message"),
     [
         ("empty.dcm", b"", "empty.dcm: the file is empty"),
-        ("noise.bin", np.random.default_rng(0).bytes(4096), "noise.bin: not a DICOM, PNG or JPEG"),
+        ("noise.bin", np.random.default_rng(0).bytes(4096),
+         "noise.bin: not a DICOM, PNG, JPEG or NIfTI file"),
         ("bomb.png", _png(50_000, 50_000), "bomb.png: larger than the 100,000,000-pixel limit"),
         ("big.png", _png(12_000, 10_000), "big.png: 12000x10000 pixels, larger than the"),
     ],
@@ -184,3 +185,17 @@ def test_png_bytes_round_trip():
     Image.fromarray(np.arange(64, dtype=np.uint8).reshape(8, 8)).save(buffer, format="PNG")
     study = open_study(buffer.getvalue(), name="ramp.png")
     np.testing.assert_array_equal(study.display(), np.arange(64).reshape(8, 8))
+
+
+def test_identifying_attributes_follow_the_basic_profile(ct_small):
+    ds = pydicom.dcmread(ct_small)
+    study = open_study(ct_small)
+    # Names, dates and instance UIDs are identifying; the SOP class is not.
+    for keyword in ("PatientName", "PatientID", "StudyDate", "StudyInstanceUID",
+                    "SeriesInstanceUID", "SOPInstanceUID", "FrameOfReferenceUID"):
+        if keyword in ds and str(ds[keyword].value):
+            assert study.identifying[keyword] == str(ds[keyword].value), keyword
+    assert "SOPClassUID" not in study.identifying
+    shown = " ".join(f"{k} {v}" for k, v in study.metadata.items())
+    for keyword in ("PatientName", "PatientID", "StudyInstanceUID", "SOPInstanceUID"):
+        assert study.identifying[keyword] not in shown, keyword
