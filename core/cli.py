@@ -2,24 +2,30 @@
 
 Bad input (an unreadable file, an unknown model, wrong arguments) exits with status 2
 and one line on stderr naming the file or argument; never a traceback.
+
+Reading a study (`studies info|export|render`) never imports TensorFlow; only `predict`
+and `explain` load a model. Nothing written (PNG, NPY, overlay) carries DICOM header data.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
+import re
 import shutil
 import sys
 import time
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
 import numpy as np
 
 from core.models import ModelError, card, cards
-from core.study import Study, StudyError, open_study
+from core.study import PLANES, Study, StudyError, Window, open_study
 
 EXPLAIN_METHODS = ("gradcam", "gradcam++")
 
@@ -36,8 +42,19 @@ class Parser(argparse.ArgumentParser):
 
 def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-    warnings.filterwarnings("ignore", category=UserWarning)
-    args = _parser().parse_args(argv)
+    # Library warnings (pydicom, nibabel, numpy, Keras) would be extra stderr lines: the
+    # contract is the exit status and at most one line.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return _main(argv)
+
+
+def _main(argv: list[str] | None) -> int:
+    argv = _join_negative_values(sys.argv[1:] if argv is None else list(argv))
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:  # a usage error (one line, see Parser.error) or --help
+        return exc.code if isinstance(exc.code, int) else 2
     try:
         return args.run(args)
     except (BadInput, StudyError, ModelError, ValueError) as exc:
@@ -53,10 +70,36 @@ def main(argv: list[str] | None = None) -> int:
         return 1
 
 
+def _join_negative_values(argv: list[str]) -> list[str]:
+    """`--window -600,1500` as `--window=-600,1500`: argparse would take the value for an
+    option (a CT lung window has a negative centre)."""
+    out: list[str] = []
+    i = 0
+    while i < len(argv):
+        if argv[i] == "--window" and i + 1 < len(argv) and re.match(r"-[\d.]", argv[i + 1]):
+            out.append(f"--window={argv[i + 1]}")
+            i += 2
+            continue
+        out.append(argv[i])
+        i += 1
+    return out
+
+
+def _add_index(parser: argparse.ArgumentParser, plane_help: str) -> None:
+    """--frame N | --slice N (one index, two names) and --plane."""
+    index = parser.add_mutually_exclusive_group()
+    index.add_argument("--frame", type=int, metavar="N",
+                       help="frame of a multi-frame image, or slice of a volume in --plane "
+                            "(default: the first frame; the middle slice of a volume)")
+    index.add_argument("--slice", type=int, metavar="N", help="the same as --frame")
+    parser.add_argument("--plane", choices=PLANES, help=plane_help)
+
+
 def _parser() -> Parser:
     parser = Parser(prog="medlens", description="Look inside medical-imaging models. "
                     "Research and teaching; not for diagnosis.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    plane_help = "view of a volume (default: the plane it was acquired in)"
 
     models = commands.add_parser("models", help="the built-in models")
     models_cmd = models.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -73,7 +116,7 @@ def _parser() -> Parser:
     predict = commands.add_parser("predict", help="class probabilities for images")
     predict.add_argument("--model", required=True)
     predict.add_argument("paths", nargs="+", metavar="PATH")
-    predict.add_argument("--frame", type=int, default=0, help="frame of a multi-frame study")
+    _add_index(predict, plane_help)
     predict.add_argument("--json", action="store_true")
     predict.set_defaults(run=predict_cmd)
 
@@ -84,7 +127,7 @@ def _parser() -> Parser:
     explain.add_argument("--out", required=True, type=Path, metavar="DIR")
     explain.add_argument("--target", metavar="LABEL", help="class to explain (default: predicted)")
     explain.add_argument("--layer", metavar="NAME", help="layer (default: last spatial layer)")
-    explain.add_argument("--frame", type=int, default=0)
+    _add_index(explain, plane_help)
     explain.add_argument("--opacity", type=float, default=0.4)
     explain.add_argument("--colormap", default="jet")
     explain.add_argument("--json", action="store_true")
@@ -93,9 +136,27 @@ def _parser() -> Parser:
     studies = commands.add_parser("studies", help="read studies")
     studies_cmd = studies.add_subparsers(dest="action", required=True, metavar="ACTION")
     info = studies_cmd.add_parser("info", help="what a study is: format, shape, window...")
-    info.add_argument("paths", nargs="+", metavar="PATH")
+    info.add_argument("paths", nargs="+", metavar="PATH",
+                      help="a file, or a folder or .zip of one DICOM series")
     info.add_argument("--json", action="store_true")
     info.set_defaults(run=studies_info)
+
+    to_npy = studies_cmd.add_parser(
+        "export", help="the pixel values (after the modality LUT) as a float32 .npy")
+    to_npy.add_argument("path", metavar="PATH")
+    to_npy.add_argument("--out", required=True, type=Path, metavar="FILE.npy")
+    to_npy.set_defaults(run=studies_export)
+
+    render = studies_cmd.add_parser("render", help="one image as the viewer shows it, as PNG")
+    render.add_argument("path", metavar="PATH")
+    render.add_argument("--out", required=True, type=Path, metavar="FILE.png")
+    how = render.add_mutually_exclusive_group()
+    how.add_argument("--window", metavar="C,W", help="window centre and width, in the "
+                     "study's units (HU for CT), e.g. 40,80 or -600,1500")
+    how.add_argument("--preset", metavar="NAME", help="a named window (see `studies info`): "
+                     "e.g. 'CT lung' or just lung, brain, bone")
+    _add_index(render, plane_help)
+    render.set_defaults(run=studies_render)
     return parser
 
 
@@ -131,6 +192,34 @@ def _read(path: str) -> Study:
     return open_study(Path(path), name=path)
 
 
+# -- which 2-D image --------------------------------------------------------------------
+
+def _plane(study: Study, plane: str | None) -> str | None:
+    """The plane to cut, None for images and cines; --plane on a non-volume is refused."""
+    if plane is not None and not study.is_volume:
+        what = f"{study.frames} frames without slice geometry" if study.frames > 1 else \
+            "a single image"
+        raise BadInput(f"{study.name}: --plane {plane}: not a volume ({what})")
+    return plane or study.acquired_plane
+
+
+def _index(study: Study, args) -> tuple[int, str | None]:
+    """(index, plane) from --frame/--slice and --plane, checked against the study."""
+    plane = _plane(study, args.plane)
+    given = args.slice if args.slice is not None else args.frame
+    option = "--slice" if args.slice is not None else "--frame"
+    count = study.count(plane)
+    if given is None:
+        return study.default_index(plane), plane
+    if not 0 <= given < count:
+        where = f" of the {plane} plane" if plane else ""
+        raise BadInput(f"{study.name}: {option} {given} is out of range{where} "
+                       f"(0..{count - 1})")
+    return given, plane
+
+
+# -- predict, explain -------------------------------------------------------------------
+
 def predict_cmd(args) -> int:
     from core import models
     from core.model_input import prepare
@@ -138,23 +227,18 @@ def predict_cmd(args) -> int:
     c = card(args.model)
     studies = []
     for path in args.paths:
-        studies.append((path, _read(path)))
+        study = _read(path)
+        studies.append((path, study, *_index(study, args)))
     classifier = models.load(c.id)
     results = []
-    for path, study in studies:
-        p = classifier.predict(prepare(study, c.input_spec, frame=_frame(study, args.frame)))
+    for path, study, index, plane in studies:
+        p = classifier.predict(prepare(study, c.input_spec, frame=index, plane=plane))
         results.append({"path": path, "label": p.label, "probabilities": p.probabilities})
     text = "\n".join(
         f"{r['path']}: {r['label']} ({r['probabilities'][r['label']]:.3f})" for r in results
     )
     _print(args, results, text)
     return 0
-
-
-def _frame(study: Study, frame: int) -> int:
-    if not 0 <= frame < study.frames:
-        raise BadInput(f"{study.name}: --frame {frame} is out of range (0..{study.frames - 1})")
-    return frame
 
 
 def explain_cmd(args) -> int:
@@ -176,16 +260,18 @@ def explain_cmd(args) -> int:
     if args.out.exists() and not args.out.is_dir():
         raise BadInput(f"--out {args.out}: exists and is not a folder")
     study = _read(args.path)
-    frame = _frame(study, args.frame)
+    frame, plane = _index(study, args)
     classifier = models.load(c.id)
-    model_input = prepare(study, c.input_spec, frame=frame)
+    model_input = prepare(study, c.input_spec, frame=frame, plane=plane)
     started = time.perf_counter()
     result = explain_input(classifier, model_input, args.method, args.target, args.layer)
     args.out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.path).stem
     np.save(args.out / f"{stem}.{args.method}.npy", result.map)
-    picture = overlay(study.display(frame), result.map, args.opacity, args.colormap)
-    Image.fromarray(picture).save(args.out / f"{stem}.{args.method}.png")
+    # The overlay is drawn on the very picture the model was given before resizing.
+    picture = overlay(study.display(frame, None, plane), result.map, args.opacity,
+                      args.colormap)
+    Image.fromarray(picture).save(args.out / f"{stem}.{args.method}.png", format="PNG")
     payload = {"method": args.method, "label": result.label, "layer": result.layer,
                "seconds": round(result.seconds, 4)}
     _print(args, payload, f"{args.method} for '{result.label}' at {result.layer}: "
@@ -194,8 +280,18 @@ def explain_cmd(args) -> int:
     return 0
 
 
+# -- studies ----------------------------------------------------------------------------
+
+def _window_dict(window: Window | None) -> dict[str, Any] | None:
+    if window is None:
+        return None
+    return {"center": window.center, "width": window.width, "source": window.source}
+
+
 def study_info(path: str, study: Study) -> dict[str, Any]:
-    window = study.window
+    """What `studies info --json` says of one study: technical facts only, never the
+    identifying DICOM attributes."""
+    spacing = study.spacing
     return {
         "path": path,
         "format": study.format,
@@ -204,8 +300,33 @@ def study_info(path: str, study: Study) -> dict[str, Any]:
         "dtype": study.stored_dtype,
         "photometric": study.photometric,
         "frames": study.frames,
-        "window": None if window is None else {"center": window.center, "width": window.width},
+        "slices": study.slices,
+        "samples_per_pixel": study.samples_per_pixel,
+        "units": study.units,
+        "spacing": None if spacing is None else [float(s) for s in spacing],
+        "transfer_syntax": study.transfer_syntax,
+        "planes": list(study.planes),
+        "orientation": study.acquired_plane,
+        "window": _window_dict(study.window),
+        "notes": list(study.notes),
     }
+
+
+def _info_line(f: dict[str, Any]) -> str:
+    if "error" in f:
+        return f["error"]  # it names the file already
+    parts = [f["format"], f["modality"] or "", "x".join(map(str, f["shape"])),
+             f["dtype"], f["photometric"]]
+    if f["samples_per_pixel"] > 1:
+        parts.append(f"{f['samples_per_pixel']} samples")
+    if f["spacing"]:
+        parts.append("spacing " + "x".join(f"{s:.4g}" for s in f["spacing"]) + " mm")
+    if f["units"]:
+        parts.append(f["units"])
+    if f["orientation"]:
+        parts.append(f"{f['orientation']} volume")
+    text = f"{f['path']}: " + " ".join(p for p in parts if p)
+    return text + "".join(f"; {note}" for note in f["notes"])
 
 
 def studies_info(args) -> int:
@@ -217,13 +338,98 @@ def studies_info(args) -> int:
             failed += 1
             print(f"medlens: {exc}", file=sys.stderr)
             found.append({"path": path, "error": str(exc)})
-    text = "\n".join(
-        f"{f['path']}: {f['error']}" if "error" in f else
-        f"{f['path']}: {f['format']} {f['modality'] or ''} {f['shape']} {f['dtype']} "
-        f"{f['photometric']}" for f in found
-    )
-    _print(args, found, text)
+    _print(args, found, "\n".join(_info_line(f) for f in found))
     return 2 if failed else 0
+
+
+def _check_out(out: Path) -> None:
+    """An --out FILE that can be written: its folder exists, and it is not a folder."""
+    if out.is_dir():
+        raise BadInput(f"--out {out}: is a folder; give a file name")
+    parent = out.parent
+    if not parent.is_dir():
+        raise BadInput(f"--out {out}: the folder {parent} does not exist")
+
+
+def _write(out: Path, save: Callable[[Any], None]) -> None:
+    """Write --out through `save(handle)`; a failure leaves no half-written file."""
+    try:
+        handle = open(out, "wb")  # closed below; removed if writing fails
+    except OSError as exc:
+        raise BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+    try:
+        with handle:
+            save(handle)
+    except BaseException as exc:
+        out.unlink(missing_ok=True)
+        if isinstance(exc, OSError):
+            raise BadInput(f"--out {out}: cannot write ({exc.strerror or exc})") from None
+        raise
+
+
+def studies_export(args) -> int:
+    _check_out(args.out)
+    study = _read(args.path)
+    values = np.ascontiguousarray(study.pixels, dtype=np.float32)
+    # A file handle, so np.save writes exactly --out (with a path it would add ".npy").
+    _write(args.out, lambda f: np.save(f, values, allow_pickle=False))
+    print(f"{args.out}: {'x'.join(map(str, values.shape))} float32"
+          + (f" ({study.units})" if study.units else ""))
+    return 0
+
+
+def _parse_window(text: str) -> Window:
+    parts = text.split(",")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        center, width = (float(p) for p in parts)
+    except ValueError:
+        raise BadInput(f"--window {text}: expected CENTER,WIDTH, e.g. 40,80") from None
+    if not (math.isfinite(center) and math.isfinite(width)):
+        raise BadInput(f"--window {text}: centre and width must be finite numbers")
+    if width <= 0:
+        raise BadInput(f"--window {text}: the width must be greater than 0")
+    return Window(center, width, "--window")
+
+
+def _preset(study: Study, name: str) -> Window:
+    """A preset by its name (any case), or by a part of it that names only one."""
+    presets = study.presets()
+    if not presets:
+        raise BadInput(f"{study.name}: --preset {name}: a colour image has no windows")
+    wanted = name.strip().casefold()
+    exact = [k for k in presets if k.casefold() == wanted]
+    found = exact or [k for k in presets if wanted and wanted in k.casefold()]
+    if len(found) == 1:
+        return presets[found[0]]
+    if found:
+        raise BadInput(f"{study.name}: --preset '{name}' is ambiguous: it matches "
+                       + "; ".join(f"'{k}'" for k in found))
+    raise BadInput(f"{study.name}: unknown --preset '{name}' (presets: "
+                   + "; ".join(f"'{k}'" for k in presets) + ")")
+
+
+def studies_render(args) -> int:
+    from PIL import Image
+
+    _check_out(args.out)
+    window = _parse_window(args.window) if args.window is not None else None
+    study = _read(args.path)
+    if window is not None and study.is_colour:
+        raise BadInput(f"{study.name}: --window: a colour image is shown as stored, "
+                       "without a window")
+    if args.preset is not None:
+        window = _preset(study, args.preset)
+    index, plane = _index(study, args)
+    picture = study.display(index, window, plane)
+    # PIL writes no text chunks unless given them: the PNG holds pixels only.
+    _write(args.out, lambda f: Image.fromarray(picture).save(f, format="PNG"))
+    view = study.view(index, plane)
+    used = window or study.window
+    shown = "" if used is None or study.is_colour else f", {used.describe(study.units)}"
+    print(f"{args.out}: {view.label}{shown}, {picture.shape[1]}x{picture.shape[0]} pixels")
+    return 0
 
 
 if __name__ == "__main__":

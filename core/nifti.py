@@ -24,20 +24,29 @@ def is_gzip(data: bytes) -> bool:
 
 
 def gunzip(data: bytes, name: str, limit: int) -> bytes:
-    """Decompress a gzip stream (all its members), refusing more than `limit` bytes."""
-    parts, total, rest = [], 0, data
+    """Decompress a gzip stream (all its members) holding a NIfTI or DICOM file.
+
+    The head is looked at first, so a bomb is refused before it is inflated: content
+    that is neither NIfTI nor DICOM at once, a NIfTI beyond the size its own header
+    declares, anything beyond `limit` bytes.
+    """
+    parts: list[bytes] = []
+    total, rest, checked = 0, data, False
     try:
         while rest:
             inflater = zlib.decompressobj(wbits=31)
             while True:
-                chunk = inflater.decompress(rest, limit + 1 - total)
+                chunk = inflater.decompress(rest, min(limit + 1 - total, 1 << 20))
                 total += len(chunk)
                 parts.append(chunk)
+                if not checked and (total >= 544 or inflater.eof):
+                    limit = min(limit, _declared_size(b"".join(parts)[:544], name))
+                    checked = True
                 if total > limit:
-                    raise StudyError(f"{name}: decompresses to more than "
-                                     f"{limit // 1024**2:,} MB")
+                    raise StudyError(f"{name}: decompresses to more than {_size(limit)}"
+                                     + (" (what its NIfTI header declares)" if checked else ""))
                 rest = inflater.unconsumed_tail
-                if not rest or inflater.eof:
+                if inflater.eof or not rest:
                     break
             if not inflater.eof:
                 raise StudyError(f"{name}: a truncated gzip stream")
@@ -45,6 +54,35 @@ def gunzip(data: bytes, name: str, limit: int) -> bytes:
     except zlib.error as exc:
         raise StudyError(f"{name}: a damaged gzip stream ({one_line(exc)})") from None
     return b"".join(parts)
+
+
+def _size(count: int) -> str:
+    return f"{count / 1024**2:,.1f} MB" if count >= 1024**2 else f"{count / 1024:,.0f} KB"
+
+
+def _declared_size(head: bytes, name: str) -> int:
+    """The most a gzipped file may inflate to, from its first bytes."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        return MAX_VOXELS * 4 + 2**20
+    if not is_nifti(head.ljust(544, b"\0")):
+        raise StudyError(f"{name}: a gzip file holding neither NIfTI nor DICOM")
+    for order in "<>":
+        if struct.unpack(f"{order}i", head[:4])[0] == 348:
+            dims = struct.unpack(f"{order}8h", head[40:56])
+            bitpix = struct.unpack(f"{order}h", head[72:74])[0]
+            offset = int(struct.unpack(f"{order}f", head[108:112])[0])
+            break
+        if struct.unpack(f"{order}i", head[:4])[0] == 540:
+            bitpix = struct.unpack(f"{order}h", head[14:16])[0]
+            dims = struct.unpack(f"{order}8q", head[16:80])
+            offset = struct.unpack(f"{order}q", head[168:176])[0]
+            break
+    count = int(np.prod([max(1, d) for d in dims[1 : 1 + max(1, min(dims[0], 7))]],
+                        dtype=np.float64))
+    if count > MAX_VOXELS * 64:  # 4-D series: only the first volume is read, but allow some
+        raise StudyError(f"{name}: a NIfTI header declaring {count:,} voxels")
+    # Extensions and padding after the data are allowed a little room.
+    return max(offset, 352) + count * max(bitpix, 8) // 8 + 2**16
 
 
 def is_nifti(data: bytes) -> bool:
@@ -87,7 +125,11 @@ def read_nifti(data: bytes, name: str) -> Study:
                      f"{'time' if len(shape) == 4 else 'higher dimensions'})")
     try:
         # dataobj applies scl_slope/scl_inter: the stored values in their real units.
-        voxels = np.asarray(img.dataobj[index], dtype=np.float32)
+        voxels = np.asarray(img.dataobj[index])
+        if np.iscomplexobj(voxels):
+            voxels = np.abs(voxels)
+            notes.append("complex voxels: their magnitude is shown")
+        voxels = voxels.astype(np.float32)
     except Exception as exc:
         raise StudyError(f"{name}: cannot read the NIfTI voxels ({one_line(exc)})") from None
     if voxels.ndim == 2:

@@ -132,8 +132,10 @@ class Study:
 
     @property
     def slices(self) -> int:
-        """Slices of a volume; 1 for a single image or a cine (one slice over time)."""
-        return self.frames if self.is_volume else 1
+        """Slices of a volume or series; 1 for a single image or a cine (one slice over
+        time)."""
+        stack = self.is_volume or self.format in ("DICOM series", "NIfTI")
+        return self.frames if stack else 1
 
     @property
     def image_shape(self) -> tuple[int, int]:
@@ -302,10 +304,10 @@ def true_aspect(image: np.ndarray, spacing: tuple[float, float] | None,
     if row <= 0 or col <= 0 or abs(row / col - 1.0) < 0.01:
         return image
     rows, cols = image.shape[:2]
-    if row > col:
-        size = (cols, min(limit, round(rows * row / col)))
-    else:
-        size = (min(limit, round(cols * col / row)), rows)
+    # Stretch the side with the coarser spacing; if that exceeds `limit`, shrink both.
+    height, width = (rows * row / col, cols) if row > col else (rows, cols * col / row)
+    shrink = min(1.0, limit / max(height, width))
+    size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
 
 

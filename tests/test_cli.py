@@ -84,8 +84,11 @@ def test_studies_info_json(ct_small):
     window = info.pop("window")
     assert info == {"path": str(ct_small), "format": "DICOM", "modality": "CT",
                     "shape": [128, 128], "dtype": "int16", "photometric": "MONOCHROME2",
-                    "frames": 1}
-    assert set(window) == {"center", "width"} and window["width"] > 0
+                    "frames": 1, "slices": 1, "samples_per_pixel": 1, "units": "HU",
+                    "spacing": [0.661468, 0.661468],
+                    "transfer_syntax": "Explicit VR Little Endian", "planes": [],
+                    "orientation": None, "notes": []}
+    assert set(window) == {"center", "width", "source"} and window["width"] > 0
 
 
 def test_studies_info_reports_a_bad_file_among_good(ct_small, tmp_path):
@@ -121,7 +124,8 @@ def big_png(folder: Path) -> str:
           "--out", "o"], "braintumor-vgg16 runs on onnxruntime"),
         (["predict"], "the following arguments are required"),
         ([], "the following arguments are required: COMMAND"),
-        (["studies", "info", "/etc/hostname"], "/etc/hostname: not a DICOM, PNG, JPEG or NIfTI file"),
+        (["studies", "info", "/etc/hostname"],
+         "/etc/hostname: not a DICOM, PNG, JPEG or NIfTI file"),
         (["studies", "info", "big.png"], "big.png: 12000x10000 pixels, larger than the"),
     ],
 )
