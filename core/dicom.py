@@ -505,25 +505,34 @@ def read_series(files: list[tuple[str, bytes]], name: str) -> Study:
     series: dict[str, list[tuple[str, Any]]] = defaultdict(list)
     for file_name, ds in images:
         series[str(ds.get("SeriesInstanceUID", "unknown"))].append((file_name, ds))
-    chosen_uid = max(series, key=lambda uid: len(series[uid]))
-    chosen = series[chosen_uid]
-    notes = []
-    if len(series) > 1:
-        rest = [f"{len(v)} file(s) of series {k[-12:]} ({_series_label(v[0][1])})"
-                for k, v in series.items() if k != chosen_uid]
-        notes.append(f"other series not mixed in: {'; '.join(rest)}")
+    common = []
     if skipped:
-        notes.append("skipped: " + ", ".join(f"{n} {k}" for k, n in skipped.items()))
+        common.append("skipped: " + ", ".join(f"{n} {k}" for k, n in skipped.items()))
     if others:
-        notes.append(f"skipped {len(others)} file(s) that are not DICOM: "
-                     + ", ".join(n.rsplit('/', 1)[-1] for n, _ in others[:5])
-                     + (" ..." if len(others) > 5 else ""))
-
-    if len(chosen) == 1:
-        file_name, ds = chosen[0]
-        study = _study_from_file(ds, file_name)
-        return replace(study, notes=study.notes + tuple(notes))
-    return _stack(chosen, name, notes)
+        common.append(f"skipped {len(others)} file(s) that are not DICOM: "
+                      + ", ".join(n.rsplit('/', 1)[-1] for n, _ in others[:5])
+                      + (" ..." if len(others) > 5 else ""))
+    # The largest series first; if it cannot be read, the next (an undecodable file must
+    # not hide a good one), and the reason is kept in the notes.
+    failures: list[str] = []
+    for uid in sorted(series, key=lambda u: -len(series[u])):
+        notes = list(failures)
+        if len(series) > 1:
+            rest = [f"{len(v)} file(s) of series {k[-12:]} ({_series_label(v[0][1])})"
+                    for k, v in series.items() if k != uid]
+            notes.append(f"other series not mixed in: {'; '.join(rest)}")
+        notes += common
+        try:
+            if len(series[uid]) == 1:
+                file_name, ds = series[uid][0]
+                study = _study_from_file(ds, file_name)
+                return replace(study, notes=study.notes + tuple(notes))
+            return _stack(series[uid], name, notes)
+        except StudyError as exc:
+            if len(series) == 1:
+                raise
+            failures.append(f"not readable: {exc}")
+    raise StudyError(f"{name}: no readable DICOM series ({failures[0]})")
 
 
 def _series_label(ds) -> str:

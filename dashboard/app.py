@@ -6,6 +6,8 @@ st.set_page_config(page_title="MedLens", page_icon=":material/biotech:", layout=
 
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
+    st.Page("views/viewer.py", title="Viewer", icon=":material/image_search:",
+            url_path="viewer"),
     st.Page("views/explain.py", title="Explain", icon=":material/visibility:",
             url_path="explain"),
 ]

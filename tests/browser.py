@@ -249,3 +249,80 @@ def model_device(page: Page) -> str:
         return "unknown"
     match = re.search(r" on (\w+): ", status.first.inner_text())
     return match[1] if match else "unknown"
+
+
+# -- the Viewer page ------------------------------------------------------------------------
+
+# Truthy (ms since the option was picked) once the Viewer shows an image other than
+# `previous` (its src), laid out and decoded.
+_VIEWER_IMAGE_READY = """(previous) => {
+  const timer = window.__medlens;
+  if (!timer || timer.t0 === null) return false;
+  for (const img of document.querySelectorAll('.st-key-viewer_image [data-testid="stImage"] img')) {
+    if (img.getAttribute('src') !== previous && img.complete && img.naturalWidth > 0
+        && img.getBoundingClientRect().width > 0) {
+      return Math.max(performance.now() - timer.t0, 0.001);
+    }
+  }
+  return false;
+}"""
+
+
+def labelled_select(page: Page, label: str) -> Locator:
+    """The selectbox whose label is exactly `label`."""
+    found = page.get_by_test_id("stWidgetLabel").get_by_text(label, exact=True)
+    return page.get_by_test_id("stSelectbox").filter(has=found)
+
+
+def choose_option(page: Page, label: str, option: str) -> None:
+    """Pick `option` (its exact text) in the selectbox `label`; arms the in-page timer."""
+    page.evaluate(_ARM_CLICK_TIMER)
+    labelled_select(page, label).get_by_role("combobox").click()
+    listbox = page.get_by_role("listbox", name=label)
+    expect(listbox).to_be_visible()
+    choice = listbox.get_by_role("option", name=option, exact=True)
+    expect(choice).to_have_count(1)
+    choice.click()
+
+
+def select_options(page: Page, label: str) -> list[str]:
+    """The options of the selectbox `label`, as the page lists them."""
+    labelled_select(page, label).get_by_role("combobox").click()
+    listbox = page.get_by_role("listbox", name=label)
+    expect(listbox).to_be_visible()
+    texts = [t.strip() for t in listbox.get_by_role("option").all_inner_texts()]
+    page.keyboard.press("Escape")
+    expect(listbox).to_be_hidden()
+    return texts
+
+
+def open_viewer(browser: Browser, url: str) -> Page:
+    """A new page straight on /viewer, once its first script run has finished."""
+    page = browser.new_page(viewport=VIEWPORT)
+    page.set_default_timeout(30_000)
+    page.goto(f"{url}/viewer")
+    expect(app_shell(page)).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
+    expect(labelled_select(page, "Example")).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
+    wait_idle(page)
+    return page
+
+
+def viewer_image(page: Page) -> Locator:
+    """The Viewer's picture (<img>)."""
+    return page.locator(".st-key-viewer_image").get_by_test_id("stImage").locator("img")
+
+
+def viewer_caption(page: Page) -> str:
+    caption = page.locator(".st-key-viewer_image").get_by_test_id("stImageCaption")
+    return caption.inner_text().strip()
+
+
+def wait_for_viewer_image(page: Page, previous: str | None,
+                          timeout_s: float = HEALTH_TIMEOUT_S) -> float:
+    """Wait until the Viewer shows an image whose src is not `previous`, decoded.
+
+    Returns the seconds from the option's click to that moment, timed in the browser.
+    """
+    ready = page.wait_for_function(_VIEWER_IMAGE_READY, arg=previous, polling="raf",
+                                   timeout=timeout_s * 1000)
+    return float(ready.json_value()) / 1000

@@ -76,7 +76,8 @@ def test_dicom_upload_is_explained(ct_small):
     ("name", "payload", "expected"),
     [
         ("empty.dcm", b"", "empty.dcm: the file is empty"),
-        ("noise.png", bytes(range(256)) * 40, "noise.png: not a DICOM, PNG or JPEG file"),
+        ("noise.png", bytes(range(256)) * 40,
+         "noise.png: not a DICOM, PNG, JPEG or NIfTI file"),
         ("cut.jpg", b"\xff\xd8\xff\xe0" + b"\x00" * 64, "cut.jpg: cannot decode the image"),
     ],
 )

@@ -1,4 +1,4 @@
-"""The dashboard in a real Chromium: pick samples on Explain, their Grad-CAM overlays appear."""
+"""The dashboard in a real Chromium: Grad-CAM overlays on Explain, windowing on the Viewer."""
 
 from __future__ import annotations
 
@@ -13,14 +13,19 @@ from tests.browser import (
     HEALTH_TIMEOUT_S,
     VIEWPORT,
     app_shell,
+    choose_option,
     choose_sample,
     chromium_path,
     launch_chromium,
     open_explain,
+    open_viewer,
     overlay_image,
     sample_select,
     streamlit_server,
+    viewer_caption,
+    viewer_image,
     wait_for_overlay,
+    wait_for_viewer_image,
     wait_idle,
 )
 
@@ -93,5 +98,37 @@ def test_deep_link_to_explain_on_fresh_server_runs_inside_app(tmp_path: Path) ->
             nav = page.get_by_test_id("stSidebarNav")
             expect(nav.get_by_text("Home", exact=True)).to_be_visible()
             expect(nav.get_by_text("Explain", exact=True)).to_be_visible()
+        finally:
+            browser.close()
+
+
+def test_viewer_window_preset_changes_the_picture(app_url: str, tmp_path: Path) -> None:
+    require_chromium()
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = open_viewer(browser, app_url)
+            choose_option(page, "Example", "CT head, 512x512, HU (693_UNCR.dcm)")
+            wait_for_viewer_image(page, None)
+            wait_idle(page)
+            image = viewer_image(page)
+            expect(image).to_have_count(1)
+            assert viewer_caption(page).endswith("C 40 HU / W 100 HU (file)")
+            before_src, before_pixels = image.get_attribute("src"), image.screenshot()
+            expect(page.get_by_text("Scale bar: 50 mm", exact=False)).to_be_visible()
+
+            choose_option(page, "Window preset", "CT bone")
+            wait_for_viewer_image(page, before_src)
+            wait_idle(page)
+            image = viewer_image(page)
+            expect(image).to_have_count(1)
+            assert viewer_caption(page).endswith("C 400 HU / W 1800 HU (CT bone)")
+            assert image.get_attribute("src") != before_src
+            assert image.evaluate("img => img.naturalWidth") == 512
+            assert image.screenshot() != before_pixels, "the picture on screen did not change"
+
+            shot = screenshot_dir(tmp_path) / "viewer.png"
+            page.screenshot(path=str(shot), full_page=True)
+            assert shot.stat().st_size > 0
         finally:
             browser.close()

@@ -67,7 +67,7 @@ def test_input_steps_are_recorded(brain_samples, ct_small):
         "scaled: x / 127.5 - 1 (Xception preprocess_input), range [-1, 1]",
     )
     ct = prepare(open_study(ct_small), card("braintumor-vgg16").input_spec)
-    assert ct.steps[0].startswith("window centre ") and " HU" in ct.steps[0]
+    assert ct.steps[0].startswith("window C ") and " HU" in ct.steps[0]
     assert "grey replicated to 3 channels (RGB)" in ct.steps
     assert ct.seen.shape == (240, 240, 3) and ct.array.max() <= 1.0
 

@@ -248,3 +248,26 @@ def test_gzip_of_garbage_is_one_line():
     data = gzip.compress(b"hello world" * 10)
     with pytest.raises(StudyError, match=r"^x\.gz: a gzip file holding neither NIfTI nor DICOM$"):
         open_study(data, name="x.gz")
+
+
+def test_an_undecodable_file_does_not_hide_a_good_one():
+    good = ("693_UNCR.dcm", dicom_file("693_UNCR.dcm").read_bytes())
+    bad = ("JPEG-lossy.dcm", dicom_file("JPEG-lossy.dcm").read_bytes())
+    for files in ([good, bad], [bad, good]):
+        study = open_files(files)
+        assert study.name == "693_UNCR.dcm" and study.shape == [512, 512]
+    study = open_files([bad, good])
+    assert any(n.startswith("not readable: JPEG-lossy.dcm: cannot decode") for n in study.notes)
+
+
+def test_model_input_from_a_reformat_records_plane_slice_and_aspect(axial):
+    from core.model_input import prepare
+    from core.models import card
+
+    study = open_study(axial)
+    made = prepare(study, card("braintumor-vgg16").input_spec, frame=64, plane="coronal")
+    assert made.plane == "coronal" and made.source_shape == (63, 128)
+    assert made.steps[0] == "coronal 65 of 128 (radiological orientation)"
+    assert any("resampled to 128x63 for true aspect ratio" in step for step in made.steps)
+    assert any(step.startswith("window C ") for step in made.steps)
+    assert made.array.shape == (240, 240, 3)

@@ -15,6 +15,8 @@ st.warning(
     "not give a diagnosis, and its models have not been validated for clinical use.",
     icon=":material/warning:",
 )
+st.page_link("views/viewer.py", label="View a study: DICOM, NIfTI, PNG or JPEG",
+             icon=":material/image_search:")
 st.page_link("views/explain.py", label="Explain a study", icon=":material/visibility:")
 
 st.subheader("Built-in models")

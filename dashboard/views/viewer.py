@@ -1,0 +1,160 @@
+"""Viewer: open a study, window it, scroll it, read its tags, and send an image to Explain."""
+
+import hashlib
+import secrets
+
+import streamlit as st
+
+from core import viewer
+from core.study import Study, StudyError
+from core.windows import Window
+
+SOURCES = ["Built-in example", "Upload files"]
+
+st.title("Viewer")
+st.caption("Research and teaching; not for diagnosis.")
+
+
+@st.cache_resource(show_spinner="Reading the example…", max_entries=8)
+def example(file: str) -> Study:
+    # Shared by every session: the examples are public test files, never uploads.
+    return viewer.open_example(file)
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | None]:
+    # Percentile windows scan every pixel: once per study, not on every rerun.
+    return viewer.window_choices(_study)
+
+
+def _remember(key: str) -> None:
+    st.session_state[f"_kept_{key}"] = st.session_state[key]
+
+
+def kept(key: str) -> dict:
+    """Widget arguments that keep its value across a visit to another page.
+
+    Streamlit forgets a widget's value once a run on another page leaves it out; a
+    plain session value (set on every change) survives and is put back first.
+    """
+    if key not in st.session_state and f"_kept_{key}" in st.session_state:
+        st.session_state[key] = st.session_state[f"_kept_{key}"]
+    return {"key": key, "on_change": _remember, "args": (key,)}
+
+
+def uploaded(files: list) -> viewer.Uploads:
+    """The uploads opened once per set of files, kept in this session only."""
+    token = tuple(f.file_id for f in files)
+    held = st.session_state.get("viewer_uploads")
+    if held is None or held[0] != token:
+        with st.spinner(f"Reading {len(files)} file(s)…"):
+            opened = viewer.open_uploads([(f.name, f.getvalue()) for f in files])
+        held = st.session_state["viewer_uploads"] = (token, opened)
+    return held[1]
+
+
+studies: list[tuple[str, Study]] = []  # (token naming the study's widgets, study)
+errors: list[str] = []
+with st.sidebar:
+    source = st.radio("Study", SOURCES, horizontal=True, **kept("viewer_source"))
+    if source == SOURCES[0]:
+        file = st.selectbox(
+            "Example", list(viewer.EXAMPLES), index=None, placeholder="Choose an example",
+            format_func=lambda f: f"{viewer.EXAMPLES[f].title} ({f})", **kept("viewer_example"),
+        )
+        if file is not None:
+            try:
+                studies.append((f"example-{file}", example(file)))
+            except StudyError as error:
+                errors.append(str(error))
+    else:
+        files = st.file_uploader(
+            "DICOM, PNG, JPEG, NIfTI or zip: one file, or the files of one series",
+            accept_multiple_files=True, key="viewer_upload",
+        )
+        if files:
+            opened = uploaded(files)
+            batch = hashlib.sha1("|".join(f.file_id for f in files).encode()).hexdigest()[:12]
+            studies = [(f"upload-{batch}-{i}", s) for i, s in enumerate(opened.studies)]
+            errors.extend(opened.errors)
+            if opened.note:
+                st.info(opened.note, icon=":material/info:")
+        else:
+            st.session_state.pop("viewer_uploads", None)
+
+for error in errors:
+    st.error(error, icon=":material/error:")
+if not studies:
+    if not errors:
+        st.info("Choose an example or upload files in the sidebar.", icon=":material/arrow_back:")
+    st.stop()
+
+with st.sidebar:
+    token, study = studies[0]
+    if len(studies) > 1:
+        names = [s.name for _, s in studies]
+        chosen = st.selectbox("File", range(len(studies)), format_func=names.__getitem__,
+                              key=f"viewer_file_{token}")
+        token, study = studies[chosen]
+
+    plane = None
+    if study.planes:
+        plane = st.radio("Plane", study.planes, index=study.planes.index(study.acquired_plane),
+                         horizontal=True, key=f"viewer_plane_{token}")
+    count = study.count(plane)
+    index = study.default_index(plane)
+    if count > 1:
+        index = st.slider("Slice" if plane else "Frame", 1, count, index + 1,
+                          key=f"viewer_index_{token}_{plane}") - 1
+
+    window = None
+    choices, default = window_choices(token, study)
+    units = f" ({study.units})" if study.units else ""
+    if choices:
+        st.subheader("Window")
+        names = list(choices)
+        preset_name = st.selectbox("Window preset", names, index=names.index(default),
+                                   key=f"viewer_preset_{token}")
+        preset = choices[preset_name]
+        # Keyed by the preset, so picking a preset puts its own values back in the boxes.
+        center = st.number_input(f"Centre{units}", value=float(preset.center), step=1.0,
+                                 format="%.1f", key=f"viewer_center_{token}_{preset_name}")
+        width = st.number_input(f"Width{units}", value=max(float(preset.width), 1.0),
+                                min_value=1.0, step=1.0, format="%.1f",
+                                key=f"viewer_width_{token}_{preset_name}")
+        window = viewer.manual_or_preset(preset, center, width)
+        st.caption(f"Window used: **{window.describe(study.units)}**")
+    else:
+        st.caption("Colour image: shown as stored, no window.")
+
+pic = viewer.picture(study, index, window, plane)
+image_col, info_col = st.columns([3, 2])
+with image_col:
+    shown_as = window.describe(study.units) if window else "colour, as stored"
+    with st.container(key="viewer_image"):
+        # PNG, encoded here: lossless (Streamlit's "auto" picks JPEG) and quick.
+        st.image(viewer.png(pic.image), caption=f"{study.name} · {pic.view.label} · {shown_as}",
+                 width="stretch", output_format="PNG")
+    st.caption(viewer.spacing_caption(pic, study))
+    if st.button("Send to Explain", icon=":material/visibility:", type="primary",
+                 help="Run a model on this image, as windowed here."):
+        st.session_state["viewer_selection"] = viewer.Selection(
+            study, index, plane, window, secrets.token_hex(4))
+        st.switch_page("views/explain.py")
+
+with info_col:
+    st.subheader("Study")
+    st.caption(viewer.summary(study))
+    for note in study.notes:
+        st.info(note, icon=":material/info:")
+    if study.metadata:
+        st.dataframe(viewer.metadata_rows(study.metadata), hide_index=True, width="stretch")
+    reveal = st.toggle("Show identifying tags (your own file)", value=False,
+                       key=f"viewer_identifying_{token}")
+    if not reveal:
+        st.caption(f"{len(study.identifying)} identifying tag(s) hidden.")
+    elif study.identifying:
+        st.dataframe(viewer.metadata_rows(study.identifying), hide_index=True, width="stretch")
+        st.caption("Shown on this screen only: never stored, exported or sent to a model.")
+    else:
+        st.caption("No identifying tags in this file.")
