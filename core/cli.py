@@ -27,7 +27,8 @@ import numpy as np
 from core.models import ModelError, card, cards
 from core.study import PLANES, Study, StudyError, Window, open_study
 
-EXPLAIN_METHODS = ("gradcam", "gradcam++")
+# The names of core.explain.METHODS, spelled out so `medlens` starts without TensorFlow.
+EXPLAIN_METHODS = ("gradcam", "gradcam++", "layercam", "hirescam")
 
 
 class BadInput(Exception):

@@ -138,3 +138,10 @@ def test_bad_input_exits_2_with_one_line(args, expected, tmp_path):
     assert run.stderr.count("\n") == 1 and expected in run.stderr
     assert "Traceback" not in run.stderr
     assert not (tmp_path / "o").exists()
+
+
+def test_cli_offers_every_explanation_method():
+    from core.cli import EXPLAIN_METHODS
+    from core.explain import METHOD_TITLES, METHODS
+
+    assert EXPLAIN_METHODS == tuple(METHODS) == tuple(METHOD_TITLES)

@@ -29,7 +29,7 @@ def test_last_layer_is_found_inside_the_nested_backbone(xception):
     assert len(layers) > 30
 
 
-@pytest.mark.parametrize("method", ["gradcam", "gradcam++"])
+@pytest.mark.parametrize("method", ["gradcam", "gradcam++", "layercam", "hirescam"])
 def test_map_properties(xception, glioma_input, method):
     result = explain_input(xception, glioma_input, method)
     assert result.label == "glioma"
@@ -56,7 +56,7 @@ def test_gradcam_plus_plus_is_barely_class_specific(xception, glioma_input):
     assert np.abs(glioma - meningioma).mean() > 0.01
 
 
-def test_gradcam_equals_a_plain_gradient_tape(xception, glioma_input):
+def test_cams_equal_a_plain_gradient_tape(xception, glioma_input):
     """Independent reference: backbone to the layer, then the head applied by hand."""
     import keras
     import tensorflow as tf
@@ -75,12 +75,32 @@ def test_gradcam_equals_a_plain_gradient_tape(xception, glioma_input):
             features = layer(features)
         score = features[:, 0]
     np.testing.assert_allclose(features.numpy(), xception.outputs(x.numpy()), atol=1e-4)
-    gradients = tape.gradient(score, activations).numpy()
-    reference = np.maximum(
-        np.einsum("nhwk,nk->nhw", activations.numpy(), gradients.mean(axis=(1, 2))), 0)
-    reference = normalise(resize_maps(reference, 150, 150))
-    ours = explain(model, glioma_input.array[None], "gradcam", target=[0])
-    np.testing.assert_allclose(ours, reference, atol=1e-4)
+    a, g = activations.numpy(), tape.gradient(score, activations).numpy()
+    references = {
+        # Grad-CAM: channel weights are the spatially averaged gradients.
+        "gradcam": np.einsum("nhwk,nk->nhw", a, g.mean(axis=(1, 2))),
+        # Layer-CAM: each location's activation weighted by its own positive gradient.
+        "layercam": (np.maximum(g, 0) * a).sum(axis=-1),
+        # HiRes-CAM: gradient times activation, element-wise, summed over channels.
+        "hirescam": (g * a).sum(axis=-1),
+    }
+    for method, reference in references.items():
+        expected = normalise(resize_maps(np.maximum(reference, 0), 150, 150))
+        ours = explain(model, glioma_input.array[None], method, target=[0])
+        np.testing.assert_allclose(ours, expected, atol=1e-4, err_msg=method)
+
+
+def test_hirescam_equals_gradcam_only_right_before_global_average_pooling(xception,
+                                                                           glioma_input):
+    """Draelos and Carin's point: when the layer feeds global average pooling, dy/dA_ij is
+    the same at every location, so HiRes-CAM is Grad-CAM; deeper in, they differ."""
+    model, x = xception.keras_model, glioma_input.array[None]
+    last = {m: explain(model, x, m, target=[0]) for m in ("gradcam", "hirescam")}
+    np.testing.assert_allclose(last["gradcam"], last["hirescam"], atol=1e-5)
+    inner = {m: explain(model, x, m, target=[0], layer="block13_sepconv2_act")
+             for m in ("gradcam", "hirescam", "layercam")}
+    assert np.abs(inner["gradcam"] - inner["hirescam"]).max() > 0.05
+    assert np.abs(inner["hirescam"] - inner["layercam"]).max() > 0.05
 
 
 def test_batch_and_explicit_layer(xception, brain_samples):

@@ -23,9 +23,14 @@ from core.explain.base import (
 )
 from core.explain.grad_cam import GradCAM
 from core.explain.grad_cam_plusplus import GradCAMPlusPlus
+from core.explain.hires_cam import HiResCAM
+from core.explain.layer_cam import LayerCAM
 
-METHODS: dict[str, CAM] = {m.name: m for m in (GradCAM(), GradCAMPlusPlus())}
-METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++"}
+METHODS: dict[str, CAM] = {
+    m.name: m for m in (GradCAM(), GradCAMPlusPlus(), LayerCAM(), HiResCAM())
+}
+METHOD_TITLES = {"gradcam": "Grad-CAM", "gradcam++": "Grad-CAM++", "layercam": "Layer-CAM",
+                 "hirescam": "HiRes-CAM"}
 
 __all__ = [
     "METHODS", "METHOD_TITLES", "ExplainError", "Explanation", "explain", "explain_input",

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import threading
 import weakref
-from abc import ABC, abstractmethod
 
 import cv2
 import numpy as np
@@ -174,21 +173,24 @@ def resize_maps(maps: np.ndarray, height: int, width: int) -> np.ndarray:
     )
 
 
-class CAM(ABC):
-    """Class activation map: activations A^k of a layer weighted by w^k_c, then ReLU."""
+class CAM:
+    """Class activation map: a layer's activations A^k combined with the gradients of the
+    class score dy^c/dA^k, then ReLU. Most methods weight whole channels (`weights`);
+    element-wise ones (Layer-CAM, HiRes-CAM) override `combine`."""
 
     name: str
 
-    @abstractmethod
     def weights(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
         """(N, K) channel weights from activations and gradients (N, h, w, K)."""
+        raise NotImplementedError
+
+    def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
+        """(N, h, w) before the ReLU: sum_k w^k_c A^k."""
+        return np.einsum("nhwk,nk->nhw", activations, self.weights(activations, gradients))
 
     def __call__(self, model, x: np.ndarray, target: np.ndarray, layer: str) -> np.ndarray:
         activations, gradients, _ = gradient_function(model, layer)(
             x.astype(np.float32), target.astype(np.int32)
         )
-        activations, gradients = activations.numpy(), gradients.numpy()
-        w = self.weights(activations, gradients)
-        # L^c = ReLU(sum_k w^k_c A^k)
-        maps = np.einsum("nhwk,nk->nhw", activations, w)
-        return np.maximum(maps, 0)
+        # L^c = ReLU(combination of A and dy^c/dA)
+        return np.maximum(self.combine(activations.numpy(), gradients.numpy()), 0)
