@@ -25,11 +25,10 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
 
 from tests.browser import (  # noqa: E402
     choose_sample,
-    launch_chromium,
+    chromium,
     model_device,
     open_explain,
     sample_options,
@@ -56,24 +55,20 @@ def measure(warm_count: int) -> tuple[list[tuple[str, str, str, float]], str]:
     with (
         tempfile.TemporaryDirectory(prefix="medlens-bench-") as scratch,
         streamlit_server(Path(scratch) / "server.log") as url,
-        sync_playwright() as playwright,
+        chromium() as browser,
     ):
-        browser = launch_chromium(playwright)
-        try:
-            page = open_explain(browser, url)
-            options = sample_options(page)
-            if len(options) < warm_count + 1:
-                raise SystemExit(f"only {len(options)} samples; need {warm_count + 1}")
-            cold, *rest = spread(options, len(options))
-            plan = [("cold", cold)] + [("warm", option) for option in rest[:warm_count]]
-            for run, (name, label) in plan:
-                # Start each click from an idle app, so one run's tail is not billed to the next.
-                wait_idle(page)
-                choose_sample(page, name)
-                rows.append((run, name, label, wait_for_overlay(page, name)))
-            device = model_device(page)
-        finally:
-            browser.close()
+        page = open_explain(browser, url)
+        options = sample_options(page)
+        if len(options) < warm_count + 1:
+            raise SystemExit(f"only {len(options)} samples; need {warm_count + 1}")
+        cold, *rest = spread(options, len(options))
+        plan = [("cold", cold)] + [("warm", option) for option in rest[:warm_count]]
+        for run, (name, label) in plan:
+            # Start each click from an idle app, so one run's tail is not billed to the next.
+            wait_idle(page)
+            choose_sample(page, name)
+            rows.append((run, name, label, wait_for_overlay(page, name)))
+        device = model_device(page)
     return rows, device
 
 

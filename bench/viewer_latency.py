@@ -25,12 +25,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from playwright.sync_api import sync_playwright  # noqa: E402
 
 from core.viewer import EXAMPLES  # noqa: E402
 from tests.browser import (  # noqa: E402
     choose_option,
-    launch_chromium,
+    chromium,
     open_viewer,
     select_options,
     streamlit_server,
@@ -50,30 +49,26 @@ def measure(example: str, warm_count: int) -> list[tuple[str, str, str, float]]:
     with (
         tempfile.TemporaryDirectory(prefix="medlens-bench-") as scratch,
         streamlit_server(Path(scratch) / "server.log") as url,
-        sync_playwright() as playwright,
+        chromium() as browser,
     ):
-        browser = launch_chromium(playwright)
-        try:
-            page = open_viewer(browser, url)
-            choose_option(page, "Example", f"{EXAMPLES[example].title} ({example})")
-            wait_for_viewer_image(page, None)
+        page = open_viewer(browser, url)
+        choose_option(page, "Example", f"{EXAMPLES[example].title} ({example})")
+        wait_for_viewer_image(page, None)
+        wait_idle(page)
+        presets = select_options(page, PRESET)
+        if len(presets) < 2:
+            raise SystemExit(f"{example}: only {len(presets)} window preset(s)")
+        # The presets in turn, starting after the one shown: each pick changes the window.
+        plan = [presets[(i + 1) % len(presets)] for i in range(warm_count + 1)]
+        for number, preset in enumerate(plan):
+            # Start each pick from an idle app, so one run's tail is not billed to the next.
             wait_idle(page)
-            presets = select_options(page, PRESET)
-            if len(presets) < 2:
-                raise SystemExit(f"{example}: only {len(presets)} window preset(s)")
-            # The presets in turn, starting after the one shown: each pick changes the window.
-            plan = [presets[(i + 1) % len(presets)] for i in range(warm_count + 1)]
-            for number, preset in enumerate(plan):
-                # Start each pick from an idle app, so one run's tail is not billed to the next.
-                wait_idle(page)
-                previous = viewer_image(page).get_attribute("src")
-                choose_option(page, PRESET, preset)
-                seconds = wait_for_viewer_image(page, previous)
-                wait_idle(page)
-                rows.append(("cold" if number == 0 else "warm", preset, viewer_caption(page),
-                             seconds))
-        finally:
-            browser.close()
+            previous = viewer_image(page).get_attribute("src")
+            choose_option(page, PRESET, preset)
+            seconds = wait_for_viewer_image(page, previous)
+            wait_idle(page)
+            rows.append(("cold" if number == 0 else "warm", preset, viewer_caption(page),
+                         seconds))
     return rows
 
 

@@ -164,18 +164,18 @@ def _decode(ds, name: str) -> _Pixels:
 
         rgb = np.asarray(apply_color_lut(stored, ds), dtype=np.float64)
         scale = 255.0 / 65535.0 if rgb.max() > 255 else 1.0
-        values = _frames_first(rgb * scale, frames, colour=True)
+        values = _frames_first(rgb * scale, colour=True)
         return _Pixels(values.astype(np.float32), "RGB", str(stored.dtype), "")
     if samples == 3:
         # pydicom converts YBR to RGB; deeper samples are brought to 8 bits for display.
         bits = _int(ds, "BitsStored", 8, name)
         scale = 255.0 / float(2**bits - 1) if bits > 8 else 1.0
-        values = _frames_first(stored.astype(np.float64) * scale, frames, colour=True)
+        values = _frames_first(stored.astype(np.float64) * scale, colour=True)
         return _Pixels(values.astype(np.float32), "RGB", str(stored.dtype), "")
     if samples != 1:
         raise StudyError(f"{name}: {samples} samples per pixel is not supported")
 
-    stored = _frames_first(stored, frames, colour=False)
+    stored = _frames_first(stored, colour=False)
     values = _modality_lut(stored, ds, name)
     units = _units(ds)
     if ds.get("Modality") == "RTDOSE" and "DoseGridScaling" in ds:
@@ -184,18 +184,17 @@ def _decode(ds, name: str) -> _Pixels:
     return _Pixels(values.astype(np.float32), photometric, str(stored.dtype), units)
 
 
-def _frames_first(array: np.ndarray, frames: int, colour: bool) -> np.ndarray:
-    single = array.ndim == (3 if colour else 2)
-    return array[None] if single else array
+def _frames_first(array: np.ndarray, colour: bool) -> np.ndarray:
+    """A frame axis first, also for a single frame."""
+    return array[None] if array.ndim == (3 if colour else 2) else array
 
 
 def _modality_lut(stored: np.ndarray, ds, name: str) -> np.ndarray:
     from pydicom.pixels import apply_modality_lut
 
-    groups = ds.get("PerFrameFunctionalGroupsSequence")
+    # Enhanced multi-frame objects carry the rescale per frame or shared, not at the top.
     rescales = [_functional(ds, "PixelValueTransformationSequence", i)
-                for i in range(stored.shape[0])] if groups or "SharedFunctionalGroupsSequence" \
-        in ds else []
+                for i in range(stored.shape[0])]
     if any(r is not None for r in rescales):
         out = np.empty(stored.shape, dtype=np.float64)
         for i, item in enumerate(rescales):
@@ -278,8 +277,9 @@ def _orientation(ds, frame: int = 0) -> np.ndarray | None:
 
 
 def _position(ds, frame: int | None = None) -> np.ndarray | None:
-    value = ds.get("ImagePositionPatient") if frame is None else None
-    if value is None and frame is not None:
+    if frame is None:  # a single-frame file
+        value = ds.get("ImagePositionPatient")
+    else:  # one frame of an enhanced multi-frame file
         item = _functional(ds, "PlanePositionSequence", frame)
         value = None if item is None else item.get("ImagePositionPatient")
     try:
@@ -348,7 +348,7 @@ def _study_from_file(ds, name: str) -> Study:
         pixels=values,
         photometric=pixels.photometric,
         stored_dtype=pixels.stored_dtype,
-        window=_default_window(windows, pixels),
+        window=_default_window(windows, values, pixels.photometric),
         modality=str(ds.get("Modality", "")) or None,
         units=pixels.units,
         bits_stored=_int(ds, "BitsStored", 8, name),
@@ -364,10 +364,12 @@ def _study_from_file(ds, name: str) -> Study:
     )
 
 
-def _default_window(windows: list[Window], pixels: _Pixels) -> Window | None:
-    if pixels.photometric == "RGB":
+def _default_window(windows: list[Window], values: np.ndarray, photometric: str
+                    ) -> Window | None:
+    """The file's first window, else a percentile window; none for colour."""
+    if photometric == "RGB":
         return None
-    return windows[0] if windows else auto_window(pixels.values)
+    return windows[0] if windows else auto_window(values)
 
 
 def _windows(ds, frame: int) -> list[Window]:
@@ -394,9 +396,8 @@ def _windows(ds, frame: int) -> list[Window]:
                 continue
             if width <= 0:
                 continue
-            label = str(explanations[i]) if i < len(explanations) and explanations[i] else "file"
-            if label != "file":
-                label = f"file, {label}"
+            explained = i < len(explanations) and explanations[i]
+            label = f"file, {explanations[i]}" if explained else "file"
             found.append(Window(center, width, label, function))
     return found
 
@@ -539,18 +540,22 @@ def _series_label(ds) -> str:
     return f"{ds.get('Modality', '?')} {kind_of(ds)}"
 
 
+def _size(ds) -> tuple[int, int]:
+    return int(ds.Rows), int(ds.Columns)
+
+
 def _stack(chosen: list[tuple[str, Any]], name: str, notes: list[str]) -> Study:
     multi = [n for n, ds in chosen if _int(ds, "NumberOfFrames", 1, n) > 1]
     if multi:
         raise StudyError(f"{name}: a series of {len(chosen)} multi-frame files; open "
                          f"them one at a time (first: {multi[0]})")
-    sizes = Counter((int(ds.Rows), int(ds.Columns)) for _, ds in chosen)
+    sizes = Counter(_size(ds) for _, ds in chosen)
     size, _ = sizes.most_common(1)[0]
     if len(sizes) > 1:
-        odd = [n.rsplit('/', 1)[-1] for n, ds in chosen if (int(ds.Rows), int(ds.Columns)) != size]
+        odd = [n.rsplit('/', 1)[-1] for n, ds in chosen if _size(ds) != size]
         notes.append(f"skipped {len(odd)} file(s) of another size (localiser?): "
                      + ", ".join(odd[:5]))
-        chosen = [(n, ds) for n, ds in chosen if (int(ds.Rows), int(ds.Columns)) == size]
+        chosen = [(n, ds) for n, ds in chosen if _size(ds) == size]
     if size[0] * size[1] * len(chosen) > MAX_VOXELS:
         raise StudyError(f"{name}: {len(chosen)} slices of {size[1]}x{size[0]}, larger "
                          f"than the {MAX_VOXELS:,}-voxel limit")
@@ -594,21 +599,20 @@ def _stack(chosen: list[tuple[str, Any]], name: str, notes: list[str]) -> Study:
     values = np.stack(slices)
     ordered = [chosen[int(i)][1] for i in order]
     if stack is not None and spacing:
-        affine = _affine(cosines, spacing, _position(ordered[0]), stack[1], slice_spacing)
+        affine = _affine(cosines, spacing, positions[int(order[0])], stack[1], slice_spacing)
     middle = ordered[len(ordered) // 2]
     windows = _windows(middle, frame=0)
     metadata = display_metadata(middle)
     metadata["Files"] = str(len(ordered))
     if slice_spacing:
         metadata["SliceSpacing"] = f"{slice_spacing:.4g} mm"
-    fake = _Pixels(values, photometric, "", "")
     return Study(
         name=name,
         format="DICOM series",
         pixels=values,
         photometric=photometric,
         stored_dtype=sorted(dtypes)[0],
-        window=_default_window(windows, fake),
+        window=_default_window(windows, values, photometric),
         modality=str(middle.get("Modality", "")) or None,
         units=units.pop() if len(units) == 1 else "",
         bits_stored=_int(middle, "BitsStored", 8, name),

@@ -13,7 +13,7 @@ import zlib
 import numpy as np
 
 from core.study import MAX_VOXELS, Study, StudyError, one_line
-from core.windows import Window
+from core.windows import Window, auto_window
 
 # RAS+ (NIfTI) to LPS (DICOM): flip the first two world axes.
 RAS_TO_LPS = np.diag([-1.0, -1.0, 1.0, 1.0])
@@ -162,8 +162,6 @@ def read_nifti(data: bytes, name: str) -> Study:
     slope, inter = header.get_slope_inter()
     if slope is not None and (slope, inter) != (1.0, 0.0):
         metadata["Scaling"] = f"value = stored x {slope:g} + {inter or 0:g}"
-    from core.windows import auto_window
-
     return Study(
         name=name,
         format="NIfTI",

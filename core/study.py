@@ -233,8 +233,9 @@ class Study:
             return {}
         found: dict[str, Window] = {}
         for i, w in enumerate(self.windows):
-            label = w.describe(self.units) if w.lut is None else f"VOI LUT {i + 1} from the file"
-            found[f"File: {label}" if w.lut is None else label] = w
+            name = (f"File: {w.describe(self.units)}" if w.lut is None
+                    else f"VOI LUT {i + 1} from the file")
+            found[name] = w
         if self.units == "HU":
             for name, (c, w) in CT_PRESETS.items():
                 found[name] = Window(c, w, name)

@@ -18,7 +18,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from playwright.sync_api import Browser, Locator, Page, Playwright, expect
+from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = ROOT / "dashboard" / "app.py"
@@ -159,6 +159,17 @@ def chromium_path() -> Path:
 def launch_chromium(playwright: Playwright) -> Browser:
     """Headless Chromium with a fresh temporary profile (Playwright's default)."""
     return playwright.chromium.launch(executable_path=str(chromium_path()), args=CHROMIUM_ARGS)
+
+
+@contextmanager
+def chromium() -> Iterator[Browser]:
+    """Playwright driving `launch_chromium`, the browser closed on the way out."""
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def app_shell(page: Page) -> Locator:

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import expect, sync_playwright
+from playwright.sync_api import expect
 
 from tests.browser import (
     HEALTH_TIMEOUT_S,
@@ -15,8 +15,8 @@ from tests.browser import (
     app_shell,
     choose_option,
     choose_sample,
+    chromium,
     chromium_path,
-    launch_chromium,
     open_explain,
     open_viewer,
     overlay_image,
@@ -59,25 +59,21 @@ def screenshot_dir(tmp_path: Path) -> Path:
 
 def test_samples_give_gradcam_overlays(app_url: str, tmp_path: Path) -> None:
     require_chromium()
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = open_explain(browser, app_url)
-            for name in (FIRST, SECOND):
-                choose_sample(page, name)
-                # First pass includes model load and tracing, hence the long timeout.
-                wait_for_overlay(page, name)
-                image = overlay_image(page, name)
-                expect(image).to_be_visible()
-                assert image.evaluate("img => img.naturalWidth") > 0, f"{name}: overlay empty"
-                # Let the run finish before the next click, so the click is not re-rendered away.
-                wait_idle(page)
+    with chromium() as browser:
+        page = open_explain(browser, app_url)
+        for name in (FIRST, SECOND):
+            choose_sample(page, name)
+            # First pass includes model load and tracing, hence the long timeout.
+            wait_for_overlay(page, name)
+            image = overlay_image(page, name)
+            expect(image).to_be_visible()
+            assert image.evaluate("img => img.naturalWidth") > 0, f"{name}: overlay empty"
+            # Let the run finish before the next click, so the click is not re-rendered away.
+            wait_idle(page)
 
-            shot = screenshot_dir(tmp_path) / "explain.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 0
-        finally:
-            browser.close()
+        shot = screenshot_dir(tmp_path) / "explain.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0
 
 
 def test_deep_link_to_explain_on_fresh_server_runs_inside_app(tmp_path: Path) -> None:
@@ -88,47 +84,39 @@ def test_deep_link_to_explain_on_fresh_server_runs_inside_app(tmp_path: Path) ->
     """
     require_chromium()
     # Its own server: the fault only showed while no session had run app.py yet.
-    with streamlit_server(tmp_path / "server.log") as url, sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = browser.new_page(viewport=VIEWPORT)
-            page.goto(f"{url}/explain")
-            expect(sample_select(page)).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
-            expect(app_shell(page)).to_be_visible(timeout=2_000)
-            nav = page.get_by_test_id("stSidebarNav")
-            expect(nav.get_by_text("Home", exact=True)).to_be_visible()
-            expect(nav.get_by_text("Explain", exact=True)).to_be_visible()
-        finally:
-            browser.close()
+    with streamlit_server(tmp_path / "server.log") as url, chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.goto(f"{url}/explain")
+        expect(sample_select(page)).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
+        expect(app_shell(page)).to_be_visible(timeout=2_000)
+        nav = page.get_by_test_id("stSidebarNav")
+        expect(nav.get_by_text("Home", exact=True)).to_be_visible()
+        expect(nav.get_by_text("Explain", exact=True)).to_be_visible()
 
 
 def test_viewer_window_preset_changes_the_picture(app_url: str, tmp_path: Path) -> None:
     require_chromium()
-    with sync_playwright() as playwright:
-        browser = launch_chromium(playwright)
-        try:
-            page = open_viewer(browser, app_url)
-            choose_option(page, "Example", "CT head, 512x512, HU (693_UNCR.dcm)")
-            wait_for_viewer_image(page, None)
-            wait_idle(page)
-            image = viewer_image(page)
-            expect(image).to_have_count(1)
-            assert viewer_caption(page).endswith("C 40 HU / W 100 HU (file)")
-            before_src, before_pixels = image.get_attribute("src"), image.screenshot()
-            expect(page.get_by_text("Scale bar: 50 mm", exact=False)).to_be_visible()
+    with chromium() as browser:
+        page = open_viewer(browser, app_url)
+        choose_option(page, "Example", "CT head, 512x512, HU (693_UNCR.dcm)")
+        wait_for_viewer_image(page, None)
+        wait_idle(page)
+        image = viewer_image(page)
+        expect(image).to_have_count(1)
+        assert viewer_caption(page).endswith("C 40 HU / W 100 HU (file)")
+        before_src, before_pixels = image.get_attribute("src"), image.screenshot()
+        expect(page.get_by_text("Scale bar: 50 mm", exact=False)).to_be_visible()
 
-            choose_option(page, "Window preset", "CT bone")
-            wait_for_viewer_image(page, before_src)
-            wait_idle(page)
-            image = viewer_image(page)
-            expect(image).to_have_count(1)
-            assert viewer_caption(page).endswith("C 400 HU / W 1800 HU (CT bone)")
-            assert image.get_attribute("src") != before_src
-            assert image.evaluate("img => img.naturalWidth") == 512
-            assert image.screenshot() != before_pixels, "the picture on screen did not change"
+        choose_option(page, "Window preset", "CT bone")
+        wait_for_viewer_image(page, before_src)
+        wait_idle(page)
+        image = viewer_image(page)
+        expect(image).to_have_count(1)
+        assert viewer_caption(page).endswith("C 400 HU / W 1800 HU (CT bone)")
+        assert image.get_attribute("src") != before_src
+        assert image.evaluate("img => img.naturalWidth") == 512
+        assert image.screenshot() != before_pixels, "the picture on screen did not change"
 
-            shot = screenshot_dir(tmp_path) / "viewer.png"
-            page.screenshot(path=str(shot), full_page=True)
-            assert shot.stat().st_size > 0
-        finally:
-            browser.close()
+        shot = screenshot_dir(tmp_path) / "viewer.png"
+        page.screenshot(path=str(shot), full_page=True)
+        assert shot.stat().st_size > 0

@@ -2,7 +2,7 @@
 
 import streamlit as st
 
-from core import models
+from core import models, viewer
 from core.explain import METHOD_TITLES, ExplainError, explain_input
 from core.model_input import prepare
 from core.models import cards
@@ -89,11 +89,8 @@ with image_col:
     view = study.view(frame, plane)
     st.image(shown, caption=f"{study.name} · {view.label}", width="stretch", output_format="PNG")
     used = model_input.window
-    st.caption(
-        f"{study.format} · {study.modality or 'no modality'} · "
-        f"{'x'.join(map(str, study.shape))} · {study.photometric}"
-        + (f" · window {used.describe(study.units)}" if used else "")
-    )
+    st.caption(viewer.summary(study)
+               + (f" · window {used.describe(study.units)}" if used else ""))
     with st.expander("What the model saw"):
         st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input",
                  output_format="PNG")
