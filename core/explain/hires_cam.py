@@ -13,6 +13,8 @@ from core.explain.base import CAM
 
 class HiResCAM(CAM):
     name = "hirescam"
+    title = "HiRes-CAM"
+    paper = "https://arxiv.org/abs/2011.08891"
 
     def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
         # Eq. 4: A^c_HiRes = sum_k dy^c/dA^k (.) A^k, the element-wise product instead of

@@ -13,6 +13,8 @@ from core.explain.base import CAM
 
 class LayerCAM(CAM):
     name = "layercam"
+    title = "Layer-CAM"
+    paper = "https://ieeexplore.ieee.org/document/9462463"
 
     def combine(self, activations: np.ndarray, gradients: np.ndarray) -> np.ndarray:
         # Eq. 5-6: w^kc_ij = ReLU(g^kc_ij); M^c = ReLU(sum_k w^kc_ij A^k_ij), element-wise, so

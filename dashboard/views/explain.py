@@ -1,12 +1,19 @@
-"""Explain: a study, a model's prediction on it, and the map of what drove it."""
+"""Explain: a study, a model's prediction on it, the maps of what drove it, and whether
+those maps deserve trust."""
+
+import hashlib
 
 import streamlit as st
 
 from core import models, viewer
-from core.explain import METHOD_TITLES, ExplainError, explain_input
+from core.explain import METHODS, ExplainError, black, explain_input, explainable, find_method
+from core.explain import costs as method_costs
+from core.explain import metrics as trust
+from core.explain.base import spatial_layers
 from core.model_input import prepare
 from core.models import cards
 from core.overlay import COLORMAPS, overlay
+from core.recent import Recent
 from core.samples import samples
 from core.study import StudyError, open_study
 from core.viewer import Selection
@@ -14,6 +21,7 @@ from dashboard import charts
 
 DEFAULT_MODEL = "braintumor-xception"
 FROM_VIEWER = "From the Viewer"
+AUTOMATIC = "automatic"
 
 st.title("Explain")
 st.caption("Research and teaching; not for diagnosis.")
@@ -78,12 +86,12 @@ with st.status(f"Running {model_id}…", expanded=False) as status:
         status.update(label="Model not available", state="error")
         st.error(str(error), icon=":material/error:")
         st.stop()
-    model_input = prepare(study, card.input_spec, frame=frame, window=window, plane=plane)
+    model_input = prepare(study, card.input_spec, frame=frame, plane=plane, window=window)
     prediction = classifier.predict(model_input)
     status.update(label=f"{model_id} on {classifier.device}: {prediction.label}", state="complete")
 
 shown = study.display(frame, window, plane)
-image_col, result_col, map_col = st.columns([1, 1, 1.2])
+image_col, result_col = st.columns([1, 1])
 with image_col:
     st.subheader("Study")
     view = study.view(frame, plane)
@@ -99,36 +107,173 @@ with image_col:
 with result_col:
     st.subheader("Prediction")
     st.metric("Model output", prediction.label)
-    source = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
-    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source})")
+    source_of = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
+    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source_of})")
     st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
                     width="stretch", config={"displayModeBar": False})
     st.caption("A model's output, not a diagnosis.")
 
-with map_col:
-    st.subheader("Why")
-    controls = st.columns(2)
-    method = controls[0].selectbox("Method", list(METHOD_TITLES),
-                                   format_func=METHOD_TITLES.get)
-    target = controls[1].selectbox("Class to explain", card.labels,
-                                   index=card.labels.index(prediction.label))
-    opacity = controls[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05)
-    colormap = controls[1].selectbox("Colormap", list(COLORMAPS))
+st.subheader("Why")
+controls = st.columns([2, 1, 2])
+chosen = controls[0].multiselect(
+    "Methods", list(METHODS), default=["gradcam"], format_func=lambda m: METHODS[m].title,
+    help="Several methods are shown side by side on the same image.")
+target = controls[1].selectbox("Class to explain", card.labels,
+                               index=card.labels.index(prediction.label))
+# Gradient and CAM methods run on the Keras model, or on the Keras port of an ONNX one.
+keras_model = explainable(model_id, "gradcam").keras_model
+layers = spatial_layers(keras_model) if keras_model is not None else []
+layer = controls[2].selectbox(
+    "Layer (CAM methods)", [AUTOMATIC, *reversed(layers)], disabled=not layers,
+    format_func=lambda p: f"automatic: {layers[-1]}" if p == AUTOMATIC and layers else p,
+    help="The spatial layer the CAM methods read; automatic is the last one.")
+layer = None if layer == AUTOMATIC else layer
+
+look = st.columns([1, 1, 2])
+opacity = look[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05)
+colormap = look[1].selectbox("Colormap", list(COLORMAPS))
+with look[2]:
+    with_metrics = st.toggle("Deletion / insertion AUC beside each map", value=True,
+                             help="Petsiuk et al. 2018: how fast the class probability falls "
+                                  "as the most salient pixels are removed (lower is better) "
+                                  "and rises as they are inserted (higher is better), against "
+                                  "random maps.")
+
+# Each method's options, with their documented defaults, and what a run will cost.
+options: dict[str, dict] = {}
+with st.expander("Parameters and expected cost", expanded=False):
+    for name in chosen:
+        m = METHODS[name]
+        heading = st.empty()
+        values = {}
+        for key, option in m.options.items():
+            if key == "baseline":
+                continue  # black, in the model's input units: see the caption below
+            if option.kind is int:
+                values[key] = st.number_input(
+                    f"{m.title}: {key}", value=int(option.default), step=1,
+                    min_value=None if option.low is None else int(option.low),
+                    max_value=None if option.high is None else int(option.high),
+                    help=option.help, key=f"option_{name}_{key}")
+            else:
+                values[key] = st.number_input(
+                    f"{m.title}: {key}", value=float(option.default),
+                    min_value=option.low, max_value=option.high, help=option.help,
+                    key=f"option_{name}_{key}", format="%.3f")
+        options[name] = values
+        forward = explainable(model_id, name).forward_seconds(model_input.array[None])
+        expected = method_costs.expected_seconds(name, forward, values)
+        cost = f" · about {expected:.1f} s" if expected is not None else ""
+        heading.markdown(f"**{m.title}** ([paper]({m.paper})){cost}")
+    forward = classifier.forward_seconds(model_input.array[None])
+    st.caption(f"One forward pass of {model_id}: {forward * 1000:.0f} ms here; costs are "
+               f"estimates from multiples measured by bench/explain_speed.py. Baselines "
+               f"(Integrated Gradients, occlusion, RISE, deletion) are black: "
+               f"{black(card.input_spec):g} in the model's input units.")
+
+if not chosen:
+    st.info("Choose one or more methods above.", icon=":material/info:")
+    st.stop()
+
+recent: Recent = st.session_state.setdefault("explain_recent", Recent(32))
+digest = hashlib.sha1(model_input.array.tobytes()).hexdigest()
+
+
+def run_method(name: str):
+    key = ("map", model_id, digest, name, target, layer, tuple(sorted(options[name].items())))
+    if key in recent:
+        return recent.get(key, lambda: None)
+    bar = st.progress(0.0, text=f"{METHODS[name].title}…")
     try:
-        explanation = explain_input(classifier, model_input, method, target)
-    except ExplainError as error:
-        st.info(str(error), icon=":material/info:")
-    else:
-        with st.container(key="overlay"):
-            st.image(
-                overlay(shown, explanation.map, opacity, colormap),
-                caption=f"{METHOD_TITLES[method]} for '{explanation.label}' on {study.name}",
-                width="stretch",
-            )
-        if explanation.empty:
-            st.info(f"Nothing at layer {explanation.layer} speaks for '{explanation.label}': "
-                    "the map is empty.", icon=":material/info:")
-        st.caption(f"Layer {explanation.layer} · {explanation.seconds * 1000:.0f} ms")
+        return recent.get(key, lambda: explain_input(
+            explainable(model_id, name), model_input, name, target, layer,
+            progress=lambda done, text: bar.progress(done, text=text), **options[name]))
+    finally:
+        bar.empty()
+
+
+def run_faithfulness(name: str, explanation):
+    key = ("auc", model_id, digest, name, target, layer, tuple(sorted(options[name].items())))
+    return recent.get(key, lambda: trust.faithfulness(
+        explainable(model_id, name), model_input.array, explanation.input_map,
+        target=explanation.target, baseline=black(card.input_spec), **trust.INTERACTIVE))
+
+
+results = {}
+with st.container(key="overlay"):
+    grid = st.columns(min(len(chosen), 3))
+    for i, name in enumerate(chosen):
+        with grid[i % len(grid)]:
+            title = METHODS[name].title
+            try:
+                explanation = run_method(name)
+            except (ExplainError, models.ModelError) as error:
+                st.info(f"{title}: {error}", icon=":material/info:")
+                continue
+            results[name] = explanation
+            st.image(overlay(shown, explanation.map, opacity, colormap),
+                     caption=f"{title} for '{explanation.label}' on {study.name}",
+                     width="stretch")
+            where = f"layer {explanation.layer} · " if explanation.layer else ""
+            extra = explanation.info.get("completeness_error")
+            completeness = (f" · completeness error {extra[0]:.1%}" if extra else "")
+            st.caption(f"{where}{explanation.seconds * 1000:.0f} ms{completeness}")
+            if explanation.empty:
+                st.info(f"Nothing speaks for '{explanation.label}' here: the map is empty.",
+                        icon=":material/info:")
+            elif with_metrics:
+                with st.spinner("Deletion and insertion…"):
+                    f = run_faithfulness(name, explanation)
+                st.caption(f.summary)
+
+if with_metrics and results:
+    with st.expander("Deletion and insertion curves"):
+        curves = {METHODS[n].title: run_faithfulness(n, e) for n, e in results.items()
+                  if not e.empty}
+        if curves:
+            st.plotly_chart(charts.faithfulness(curves), width="stretch")
+
+st.subheader("Sanity check")
+st.caption("Adebayo et al. 2018: randomise the model's weights layer by layer from the top; "
+           "a map that explains the model should change (low rank correlation). One that "
+           "stays the same shows the image, not the model.")
+checkable = [n for n in chosen if find_method(n).gradients or find_method(n).uses_layer]
+if keras_model is None or not checkable:
+    st.caption("Needs a Keras model and a gradient or CAM method.")
+else:
+    sanity_cols = st.columns([2, 1, 1])
+    check_method = sanity_cols[0].selectbox("Method to check", checkable,
+                                            format_func=lambda m: METHODS[m].title)
+    steps = sanity_cols[1].number_input("Steps (0: one per layer)", 0, 200, 8,
+                                        key="sanity_steps",
+                                        help="Layers are randomised in this many groups.")
+    if sanity_cols[2].button("Sanity check", icon=":material/science:"):
+        bar = st.progress(0.0, text="Randomising…")
+        try:
+            check = trust.sanity_check(
+                keras_model, model_input.array[None], check_method,
+                target=card.labels.index(target), layer=layer,
+                progress=lambda done, text: bar.progress(done, text=text),
+                max_steps=steps or None, **options[check_method])
+        except ExplainError as error:
+            st.error(str(error), icon=":material/error:")
+        else:
+            st.session_state["explain_sanity"] = (check_method, digest, check)
+        finally:
+            bar.empty()
+    kept = st.session_state.get("explain_sanity")
+    if kept is not None and kept[1] == digest:
+        checked, _, check = kept
+        st.plotly_chart(charts.sanity(check.layers, check.spearman, METHODS[checked].title),
+                        width="stretch")
+        pictures = [(check.original, "original model")] + [
+            (m, f"random down to {name}: " + ("empty map" if empty else f"ρ = {rho:.2f}"))
+            for m, name, rho, empty in zip(check.maps, check.layers, check.spearman,
+                                           check.empty, strict=True)]
+        row = st.columns(5)
+        for i, (picture, caption) in enumerate(pictures):
+            row[i % 5].image(overlay(model_input.seen, picture, opacity, colormap),
+                             caption=caption, width="stretch")
 
 with st.expander("Model card"):
     st.json(card.to_dict())
