@@ -33,6 +33,15 @@ def test_expected_seconds_scales_with_the_forward_pass():
     assert expected_seconds("rise", 0.1) > expected_seconds("gradcam", 0.1)
 
 
+def test_expected_seconds_follows_the_counting_options():
+    default = expected_seconds("smoothgrad", 0.1)
+    assert expected_seconds("smoothgrad", 0.1, {"samples": 40}) == pytest.approx(2 * default)
+    assert expected_seconds("gradcam", 0.1, {"anything": 3}) == expected_seconds("gradcam", 0.1)
+    every = expected_seconds("scorecam", 0.1, {"max_channels": 0})
+    assert every == pytest.approx(cost_multiple("scorecam (all channels)") * 0.1)
+    assert every > 10 * expected_seconds("scorecam", 0.1)
+
+
 def test_an_unknown_method_has_no_cost():
     assert cost_multiple("no-such-method") is None
     assert expected_seconds("no-such-method", 0.1) is None

@@ -23,6 +23,11 @@ from typing import Any
 COSTS_FILE = Path(__file__).resolve().parent.parent.parent / "assets" / "explain-costs.json"
 
 
+# The option that counts a method's passes: its cost grows in proportion to it.
+SCALES_WITH = {"smoothgrad": "samples", "integrated-gradients": "steps", "rise": "samples",
+               "scorecam": "max_channels"}
+
+
 @cache
 def costs() -> dict[str, Any]:
     """The whole file (an empty dict if it is missing or unreadable), read once."""
@@ -33,8 +38,10 @@ def costs() -> dict[str, Any]:
 
 
 def cost_multiple(method: str) -> float | None:
-    """`method`'s measured time as a multiple of one forward pass, or None if unmeasured."""
-    entry = costs().get("methods", {}).get(method)
+    """`method`'s measured time as a multiple of one forward pass, or None if unmeasured
+    (a variant such as "scorecam (all channels)" too)."""
+    data = costs()
+    entry = data.get("methods", {}).get(method) or data.get("variants", {}).get(method)
     if not entry:
         return None
     multiple = entry.get("multiple")
@@ -45,9 +52,15 @@ def expected_seconds(method: str, forward_seconds: float,
                      options: dict[str, Any] | None = None) -> float | None:
     """How long `method` should take where one forward pass takes `forward_seconds`
     (Score-CAM over all channels, `max_channels=0`, has its own measurement)."""
-    if method == "scorecam" and (options or {}).get("max_channels") == 0:
-        method = "scorecam (all channels)"
+    options = options or {}
+    if method == "scorecam" and options.get("max_channels") == 0:
+        return expected_seconds("scorecam (all channels)", forward_seconds)
     multiple = cost_multiple(method)
+    count = SCALES_WITH.get(method)
+    measured = costs().get("methods", {}).get(method, {}).get("options", {}).get(count)
+    if multiple is not None and count in options and measured:
+        # The work grows with the number of passes: scale by the option's ratio.
+        multiple *= options[count] / measured
     return None if multiple is None else multiple * forward_seconds
 
 

@@ -113,11 +113,25 @@ with result_col:
                     width="stretch", config={"displayModeBar": False})
     st.caption("A model's output, not a diagnosis.")
 
+
+
+def expected_seconds(name: str, values: dict | None = None) -> float | None:
+    # The method's measured multiple times a forward pass of the model it will run on.
+    forward = explainable(model_id, name).forward_seconds(model_input.array[None])
+    return method_costs.expected_seconds(name, forward, values)
+
+
+def with_cost(name: str) -> str:
+    expected = expected_seconds(name)
+    return METHODS[name].title + (f" (~{expected:.1f} s)" if expected is not None else "")
+
+
 st.subheader("Why")
 controls = st.columns([2, 1, 2])
 chosen = controls[0].multiselect(
-    "Methods", list(METHODS), default=["gradcam"], format_func=lambda m: METHODS[m].title,
-    help="Several methods are shown side by side on the same image.")
+    "Methods", list(METHODS), default=["gradcam"], format_func=with_cost,
+    help="Several methods are shown side by side on the same image; each with the time "
+         "it is expected to take here, at its default options.")
 target = controls[1].selectbox("Class to explain", card.labels,
                                index=card.labels.index(prediction.label))
 # Gradient and CAM methods run on the Keras model, or on the Keras port of an ONNX one.
@@ -161,8 +175,7 @@ with st.expander("Parameters and expected cost", expanded=False):
                     min_value=option.low, max_value=option.high, help=option.help,
                     key=f"option_{name}_{key}", format="%.3f")
         options[name] = values
-        forward = explainable(model_id, name).forward_seconds(model_input.array[None])
-        expected = method_costs.expected_seconds(name, forward, values)
+        expected = expected_seconds(name, values)
         cost = f" · about {expected:.1f} s" if expected is not None else ""
         heading.markdown(f"**{m.title}** ([paper]({m.paper})){cost}")
     forward = classifier.forward_seconds(model_input.array[None])
