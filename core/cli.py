@@ -281,6 +281,9 @@ def explain_cmd(args) -> int:
     study = _read(args.path)
     frame, plane = _index(study, args)
     classifier = explainable(c.id, args.method, args.runtime)
+    if args.sanity_check and classifier.keras_model is None:
+        raise BadInput(f"--sanity-check randomises weights: {c.id} on "
+                       f"{classifier.runtime} has none to change (use --runtime keras)")
     model_input = prepare(study, c.input_spec, frame=frame, plane=plane)
     started = time.perf_counter()
     result = explain_input(classifier, model_input, args.method, args.target, args.layer,
@@ -294,9 +297,6 @@ def explain_cmd(args) -> int:
             classifier, model_input.array, result.input_map, target=result.target,
             baseline=black(c.input_spec)).to_dict()
     if args.sanity_check:
-        if classifier.keras_model is None:
-            raise BadInput(f"--sanity-check randomises weights: {c.id} on "
-                           f"{classifier.runtime} has none to change (use --runtime keras)")
         payload["sanity"] = trust.sanity_check(
             classifier.keras_model, model_input.array[None], args.method,
             target=result.target, layer=result.layer, **result.info["options"]).to_dict()

@@ -15,9 +15,6 @@ class Recent:
         self.size = size
         self._values: OrderedDict[Hashable, Any] = OrderedDict()
 
-    def __contains__(self, key: Hashable) -> bool:
-        return key in self._values
-
     def get(self, key: Hashable, make: Callable[[], Any]) -> Any:
         """The value for `key`, made by `make()` the first time."""
         if key in self._values:

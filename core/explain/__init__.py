@@ -134,9 +134,6 @@ def black(spec) -> float:
     return float(SCALES[spec.scale][1](np.float32(0.0)))
 
 
-BASELINE_METHODS = ("integrated-gradients", "occlusion", "rise")
-
-
 def explain_input(classifier, model_input, method: str = "gradcam",
                   target: str | None = None, layer: str | None = None,
                   progress: Progress | None = None, **options) -> Explanation:
@@ -152,7 +149,7 @@ def explain_input(classifier, model_input, method: str = "gradcam",
         )
     if target is not None and target not in c.labels:
         raise ExplainError(f"unknown label '{target}' for {c.id} (labels: {', '.join(c.labels)})")
-    if method in BASELINE_METHODS:
+    if "baseline" in m.options:
         options.setdefault("baseline", black(c.input_spec))
     x = model_input.array[None]
     index = None if target is None else [c.labels.index(target)]

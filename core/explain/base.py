@@ -109,9 +109,6 @@ def _squashing(operation) -> str | None:
     return activation if activation in ("softmax", "sigmoid") else None
 
 
-_traced_with: dict[str, Any] = {}  # what is swapped in while a function is being traced
-
-
 def _linear_call(layer):
     """A callable that applies `layer` without its final activation. Layers with an
     `activation` attribute apply it in `call`, so it is swapped out while the call runs:
@@ -241,13 +238,18 @@ def resolved(target: np.ndarray, scores: np.ndarray, single: bool) -> np.ndarray
     return np.where(target < 0, predicted_from(scores, single), target).astype(np.int32)
 
 
+def predicted(model, inputs: list[np.ndarray]) -> np.ndarray:
+    """The class `model` (a ScoreModel or ForwardModel) predicts for each input: one
+    forward pass."""
+    return predicted_from(model.scores(inputs), model.single)
+
+
 def concrete(model, inputs: list[np.ndarray], target: np.ndarray) -> np.ndarray:
     """`target` with PREDICTED replaced, by a forward pass where one is needed (methods
     that must know the class before they start)."""
     if (target >= 0).all():
         return target
-    return np.where(target < 0, model.probabilities(inputs).argmax(axis=1),
-                    target).astype(np.int32)
+    return resolved(target, model.scores(inputs), model.single)
 
 
 @dataclass
@@ -430,7 +432,6 @@ class ForwardModel:
     predict: Callable[[np.ndarray], np.ndarray]
     image_shape: tuple[int, int, int]
     n_classes: int
-    head: str = "probabilities"
 
     @property
     def gradients(self) -> bool:
@@ -536,13 +537,6 @@ def forward_function(model):
     return scores._compile("forward", build)
 
 
-def predicted_class(model, x) -> np.ndarray:
-    """The index of the highest-scoring class for each image of a batch."""
-    scores = as_score_model(model)
-    p = scores.probabilities(scores.inputs(x))
-    return p.argmax(axis=1).astype(np.int32)
-
-
 # -- maps --------------------------------------------------------------------------------
 
 def normalise(maps: np.ndarray) -> np.ndarray:
@@ -630,6 +624,15 @@ class Method:
 
 def image_of(model, inputs: list[np.ndarray]) -> np.ndarray:
     return inputs[model.image_input]
+
+
+def repeated(model, inputs: list[np.ndarray], images: np.ndarray,
+             copies: int) -> list[np.ndarray]:
+    """The batch of inputs repeated `copies` times (copy by copy), the image input replaced
+    by `images` (copies x N images): noisy copies, points along a path."""
+    out = [np.concatenate([a] * copies) for a in inputs]
+    out[model.image_input] = images.astype(np.float32)
+    return out
 
 
 def with_image(model, inputs: list[np.ndarray], image: np.ndarray) -> list[np.ndarray]:

@@ -8,7 +8,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.explain.base import Attribution, Method, Option, concrete, image_of, report
+from core.explain.base import (
+    Attribution,
+    Method,
+    Option,
+    concrete,
+    image_of,
+    repeated,
+    report,
+)
 
 
 class IntegratedGradients(Method):
@@ -44,9 +52,8 @@ class IntegratedGradients(Method):
         for start in range(0, len(alphas), per_batch):
             chunk = alphas[start:start + per_batch]
             points = np.concatenate([reference + a * (image - reference) for a in chunk])
-            batch = [np.concatenate([a] * len(chunk)) for a in inputs]
-            batch[model.image_input] = points
-            gradients, scores = model.input_gradients(batch, np.tile(target, len(chunk)))
+            gradients, scores = model.input_gradients(
+                repeated(model, inputs, points, len(chunk)), np.tile(target, len(chunk)))
             gradients = gradients.reshape(len(chunk), *image.shape)
             integral += np.tensordot(weights[start:start + len(chunk)], gradients, axes=1)
             path_scores.append(scores.reshape(len(chunk), len(image), -1))

@@ -28,6 +28,7 @@ from core.explain.base import (
     Progress,
     ScoreModel,
     as_score_model,
+    predicted,
     report,
     resolve_layer,
     with_image,
@@ -113,7 +114,7 @@ def faithfulness(model, x, saliency: np.ndarray, target: int | None = None, step
     height, width, _ = image.shape
     saliency = _one_map(saliency, (height, width), "saliency")
     if target is None:
-        target = int(scores.probabilities(inputs).argmax(axis=1)[0])
+        target = int(predicted(scores, inputs)[0])
     if not 0 <= int(target) < scores.n_classes:
         raise ExplainError(
             f"target class out of range (the model has {scores.n_classes} classes)")
@@ -304,7 +305,7 @@ def sanity_check(model, x, method: str, target: int | None = None, layer: str | 
     scores = as_score_model(original_model)
     inputs = _one_input(scores, x)
     if target is None:
-        target = int(scores.probabilities(inputs).argmax(axis=1)[0])
+        target = int(predicted(scores, inputs)[0])
     path = resolve_layer(original_model, layer) if m.uses_layer else None
     if max_steps is not None and max_steps < 1:
         raise ExplainError("sanity check: max_steps must be at least 1")

@@ -15,6 +15,7 @@ from core.explain.base import (
     channel_magnitude,
     concrete,
     image_of,
+    repeated,
     report,
 )
 
@@ -46,9 +47,8 @@ class SmoothGrad(Method):
                 image + rng.normal(size=image.shape).astype(np.float32)
                 * sigma[:, None, None, None] for _ in range(n)
             ])
-            batch = [np.concatenate([a] * n) for a in inputs]
-            batch[model.image_input] = noisy
-            gradients, _ = model.input_gradients(batch, np.tile(target, n))
+            gradients, _ = model.input_gradients(repeated(model, inputs, noisy, n),
+                                                 np.tile(target, n))
             total += gradients.reshape(n, *image.shape).sum(axis=0)
             done += n
             report(progress, done / samples, f"SmoothGrad: {done} of {samples} samples")

@@ -192,22 +192,27 @@ recent: Recent = st.session_state.setdefault("explain_recent", Recent(32))
 digest = hashlib.sha1(model_input.array.tobytes()).hexdigest()
 
 
+def key_of(kind: str, name: str) -> tuple:
+    """What a result depends on: the model, the exact input, the method and its choices."""
+    return (kind, model_id, digest, name, target, layer, tuple(sorted(options[name].items())))
+
+
 def run_method(name: str):
-    key = ("map", model_id, digest, name, target, layer, tuple(sorted(options[name].items())))
-    if key in recent:
-        return recent.get(key, lambda: None)
-    bar = st.progress(0.0, text=f"{METHODS[name].title}…")
-    try:
-        return recent.get(key, lambda: explain_input(
-            explainable(model_id, name), model_input, name, target, layer,
-            progress=lambda done, text: bar.progress(done, text=text), **options[name]))
-    finally:
-        bar.empty()
+    def make():
+        # The progress bar only when the map is made, not when it is reused.
+        bar = st.progress(0.0, text=f"{METHODS[name].title}…")
+        try:
+            return explain_input(
+                explainable(model_id, name), model_input, name, target, layer,
+                progress=lambda done, text: bar.progress(done, text=text), **options[name])
+        finally:
+            bar.empty()
+
+    return recent.get(key_of("map", name), make)
 
 
 def run_faithfulness(name: str, explanation):
-    key = ("auc", model_id, digest, name, target, layer, tuple(sorted(options[name].items())))
-    return recent.get(key, lambda: trust.faithfulness(
+    return recent.get(key_of("auc", name), lambda: trust.faithfulness(
         explainable(model_id, name), model_input.array, explanation.input_map,
         target=explanation.target, baseline=black(card.input_spec), **trust.INTERACTIVE))
 
