@@ -53,11 +53,17 @@ def faithfulness(curves: dict) -> go.Figure:
     return figure
 
 
-def sanity(layers: list[str], spearman: list[float], title: str) -> go.Figure:
-    """Rank correlation with the original map as layers are randomised from the top."""
+def sanity(layers: list[str], spearman: list[float], empty: list[bool],
+           title: str) -> go.Figure:
+    """Rank correlation with the original map as layers are randomised from the top; an
+    empty map (ρ set to 0) is drawn as an open grey marker, not as a measured 0."""
+    notes = [f"{layer}{' (empty map)' if e else ''}" for layer, e in zip(layers, empty,
+                                                                          strict=True)]
     figure = go.Figure(go.Scatter(
         x=list(range(1, len(layers) + 1)), y=spearman, mode="lines+markers",
-        text=layers, hovertemplate="randomised down to %{text}<br>ρ = %{y:.3f}<extra></extra>",
+        marker={"symbol": ["circle-open" if e else "circle" for e in empty],
+                "color": ["#9E9E9E" if e else "#4FC3F7" for e in empty], "size": 9},
+        text=notes, hovertemplate="randomised down to %{text}<br>ρ = %{y:.3f}<extra></extra>",
         name=title))
     figure.add_hline(y=0, line={"color": "#9E9E9E", "dash": "dot"})
     figure.update_layout(

@@ -183,6 +183,8 @@ def test_gradcam_fails_to_survive_randomisation(xception, glioma):
     assert check.empty == [True, True, True]
     assert max(abs(r) for r in check.spearman) < 0.1
     assert check.to_dict() == {"layers": check.layers, "spearman": check.spearman}
+    assert check.summary.endswith("3 of 3 randomised maps are empty: nothing spoke for "
+                                  "the class any more, and their ρ is shown as 0.")
     assert seen[0][0] == 0.0 and seen[-1][0] == 1.0 and "block1_conv1" in seen[-1][1]
     # The user's model is untouched.
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
@@ -195,6 +197,8 @@ def test_guided_backprop_survives_randomising_the_top_half(xception, glioma):
     # Measured: rho = 0.971 with the top 21 layers random, 0.183 with all 42.
     assert check.spearman[0] > 0.9
     assert check.spearman[1] < 0.5
+    assert check.summary.startswith("After randomising down to xception/block1_conv1: ρ = ")
+    assert "empty" not in check.summary
     assert check.maps[0].shape == (150, 150)
 
 

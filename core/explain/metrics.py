@@ -261,6 +261,17 @@ class SanityCheck:
     empty: list[bool] = field(default_factory=list)
     seconds: float = 0.0
 
+    @property
+    def summary(self) -> str:
+        """One line: where the correlation ended, and how many maps were empty."""
+        empty = sum(self.empty)
+        line = (f"After randomising down to {self.layers[-1]}: ρ = {self.spearman[-1]:.2f} "
+                f"(lowest {min(self.spearman):.2f}).")
+        if empty:
+            line += (f" {empty} of {len(self.maps)} randomised maps are empty: nothing "
+                     "spoke for the class any more, and their ρ is shown as 0.")
+        return line
+
     def to_dict(self) -> dict[str, list]:
         return {"layers": list(self.layers), "spearman": list(self.spearman)}
 

@@ -282,8 +282,9 @@ else:
     kept = st.session_state.get("explain_sanity")
     if kept is not None and kept[1] == digest:
         checked, _, check = kept
-        st.plotly_chart(charts.sanity(check.layers, check.spearman, METHODS[checked].title),
-                        width="stretch")
+        st.plotly_chart(charts.sanity(check.layers, check.spearman, check.empty,
+                                      METHODS[checked].title), width="stretch")
+        st.caption(check.summary)
         pictures = [(check.original, "original model")] + [
             (m, f"random down to {name}: " + ("empty map" if empty else f"ρ = {rho:.2f}"))
             for m, name, rho, empty in zip(check.maps, check.layers, check.spearman,
