@@ -3,8 +3,10 @@
 Bad input (an unreadable file, an unknown model, wrong arguments) exits with status 2
 and one line on stderr naming the file or argument; never a traceback.
 
-Reading a study (`studies info|export|render`) never imports TensorFlow; only `predict`
-and `explain` load a model. Nothing written (PNG, NPY, overlay) carries DICOM header data.
+Reading a study (`studies info|export|render`) never imports TensorFlow; only the
+commands that run a model (`predict`, `explain`, `compare`, `evaluate`, `models show
+--layers`) load one, after every argument is checked. Nothing written (PNG, NPY,
+overlay) carries DICOM header data.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Any, NoReturn
 
 import numpy as np
 
-from core.models import ModelError, card, cards
+from core.models import ModelCard, ModelError, card, cards
 from core.study import PLANES, Study, StudyError, Window, open_study
 
 # The names of core.explain.METHODS, spelled out so `medlens` starts without TensorFlow.
@@ -66,6 +68,9 @@ def _main(argv: list[str] | None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `medlens ... | head`: the reader left; say nothing more
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except Exception as exc:  # a bug, not bad input: still one line unless debugging
         if os.environ.get("MEDLENS_DEBUG"):
             raise
@@ -99,6 +104,25 @@ def _add_index(parser: argparse.ArgumentParser, plane_help: str) -> None:
     parser.add_argument("--plane", choices=PLANES, help=plane_help)
 
 
+def _add_model(parser: argparse.ArgumentParser) -> None:
+    """--model ID, or the user's own --model-file with --labels and --preprocess; --meta
+    for a model with a metadata input."""
+    which = parser.add_mutually_exclusive_group(required=True)
+    which.add_argument("--model", metavar="ID", help="a built-in model (medlens models list)")
+    which.add_argument("--model-file", type=Path, metavar="PATH",
+                       help="your own .keras or .onnx model (needs --labels)")
+    parser.add_argument("--labels", metavar="A,B,...",
+                        help="--model-file's labels, in the order of its outputs")
+    parser.add_argument("--preprocess", metavar="KEY=VALUE,...",
+                        help="--model-file's input: scale=unit|xception|none, "
+                             "resize=nearest|bilinear|bicubic|tf-bilinear, channels=rgb|grey, "
+                             "outputs=auto|logits|probabilities, size=HxW (default: "
+                             "scale=unit,resize=bilinear,channels=rgb,outputs=auto)")
+    parser.add_argument("--meta", metavar="KEY=VALUE,...",
+                        help="metadata for a model with a metadata input, e.g. "
+                             "sex=female,location=trunk,age=60 (default: unknown)")
+
+
 def _parser() -> Parser:
     parser = Parser(prog="medlens", description="Look inside medical-imaging models. "
                     "Research and teaching; not for diagnosis.")
@@ -110,6 +134,21 @@ def _parser() -> Parser:
     listing = models_cmd.add_parser("list", help="every model's card")
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(run=models_list)
+    show = models_cmd.add_parser("show", help="one model's card; --layers adds its layer "
+                                 "(or ONNX node) table")
+    show.add_argument("id", nargs="?", metavar="ID", help="a built-in model")
+    show.add_argument("--model-file", type=Path, metavar="PATH",
+                      help="your own .keras or .onnx model instead (needs --labels)")
+    show.add_argument("--labels", metavar="A,B,...",
+                      help="--model-file's labels, in the order of its outputs")
+    show.add_argument("--preprocess", metavar="KEY=VALUE,...",
+                      help="--model-file's input, as for predict")
+    show.add_argument("--runtime", choices=("keras", "onnx"),
+                      help="the table of this runtime's model (the VGG16's Keras port: keras)")
+    show.add_argument("--layers", action="store_true",
+                      help="load the model and add its summary and layer table")
+    show.add_argument("--json", action="store_true")
+    show.set_defaults(run=models_show)
 
     samples = commands.add_parser("samples", help="the built-in labelled samples")
     samples_cmd = samples.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -118,7 +157,7 @@ def _parser() -> Parser:
     export.set_defaults(run=samples_export)
 
     predict = commands.add_parser("predict", help="class probabilities for images")
-    predict.add_argument("--model", required=True)
+    _add_model(predict)
     predict.add_argument("--runtime", choices=("keras", "onnx"),
                          help="run it on this runtime (default: the model card's)")
     predict.add_argument("paths", nargs="+", metavar="PATH")
@@ -127,7 +166,7 @@ def _parser() -> Parser:
     predict.set_defaults(run=predict_cmd)
 
     explain = commands.add_parser("explain", help="an explanation map and its overlay")
-    explain.add_argument("--model", required=True)
+    _add_model(explain)
     explain.add_argument("--method", required=True, choices=EXPLAIN_METHODS)
     explain.add_argument("path", metavar="PATH")
     explain.add_argument("--out", required=True, type=Path, metavar="DIR")
@@ -147,6 +186,33 @@ def _parser() -> Parser:
     explain.add_argument("--colormap", default="jet")
     explain.add_argument("--json", action="store_true")
     explain.set_defaults(run=explain_cmd)
+
+    compared = commands.add_parser(
+        "compare", help="2 to 4 models on one study: answers, maps and their agreement")
+    _add_models(compared)
+    compared.add_argument("--method", default="gradcam", choices=EXPLAIN_METHODS,
+                          help="the map each model is explained with (default: gradcam)")
+    compared.add_argument("path", metavar="PATH")
+    compared.add_argument("--target", metavar="LABEL",
+                          help="class to explain (default: each model's predicted class)")
+    _add_index(compared, plane_help)
+    compared.add_argument("--json", action="store_true")
+    compared.set_defaults(run=compare_cmd)
+
+    evaluated = commands.add_parser(
+        "evaluate", help="accuracy, per-class scores, confusion matrix, ROC AUC and "
+                         "calibration on a labelled set")
+    _add_model(evaluated)
+    labelled = evaluated.add_mutually_exclusive_group(required=True)
+    labelled.add_argument("--data", metavar="DIR_OR_ZIP",
+                          help="a folder or .zip with one sub-folder per label")
+    labelled.add_argument("--samples", action="store_true",
+                          help="the model's built-in labelled samples")
+    evaluated.add_argument("--only-known-labels", action="store_true",
+                           help="leave out (and list) the images of folders that are not "
+                                "among the model's labels, instead of refusing the set")
+    evaluated.add_argument("--json", action="store_true")
+    evaluated.set_defaults(run=evaluate_cmd)
 
     studies = commands.add_parser("studies", help="read studies")
     studies_cmd = studies.add_subparsers(dest="action", required=True, metavar="ACTION")
@@ -183,6 +249,37 @@ def models_list(args) -> int:
     found = [c.to_dict() for c in cards()]
     text = "\n".join(f"{c['id']:22} {c['runtime']:6} {c['task']}" for c in found)
     _print(args, found, text)
+    return 0
+
+
+def models_show(args) -> int:
+    from core.architecture import card_facts
+
+    if (args.id is None) == (args.model_file is None):
+        raise BadInput("models show: give a model ID or --model-file PATH (one of them)")
+    args.model = args.id
+    c = _card(args)  # every argument checked before the slow load
+    if c is not None and args.runtime is not None:
+        from core.models import check_runtime
+
+        check_runtime(c, args.runtime)
+    table = None
+    if args.layers or c is None:  # a file's card is known once it is loaded
+        from core.architecture import architecture
+
+        classifier = _classifier(args)
+        c, table = classifier.card, architecture(classifier) if args.layers else None
+    facts = card_facts(c)
+    text = [f"{c.id}: {c.name}", *(f"  {k}: {v}" for k, v in facts.items())]
+    payload = c.to_dict()
+    if table is not None:
+        payload |= table.to_dict()
+        text += ["", f"{table.summary_text()}"]
+        text += [f"  note: {note}" for note in table.notes]
+        text.append(f"{'path':56} {'type':22} {'output shape':24} {'parameters':>12}")
+        text += [f"{layer.path:56} {layer.type:22} {layer.output_shape:24} "
+                 f"{layer.parameters:>12,}" for layer in table.layers]
+    _print(args, payload, "\n".join(text))
     return 0
 
 
@@ -233,26 +330,84 @@ def _index(study: Study, args) -> tuple[int, str | None]:
     return given, plane
 
 
+# -- models -----------------------------------------------------------------------------
+
+def _card(args) -> ModelCard | None:
+    """The built-in model's card (None for --model-file, known once it is loaded), with
+    --labels/--preprocess checked against the way the model was chosen."""
+    if args.model_file is None:
+        for flag, value in (("--labels", args.labels), ("--preprocess", args.preprocess)):
+            if value is not None:
+                raise BadInput(f"{flag} goes with --model-file (a built-in model has its own)")
+        return card(args.model)
+    if args.labels is None:
+        raise BadInput(f"--model-file {args.model_file}: give its --labels (comma-separated, "
+                       "in the order of its outputs)")
+    if getattr(args, "runtime", None) is not None:
+        raise BadInput("--runtime goes with --model (a file runs on its own runtime)")
+    return None
+
+
+def _classifier(args, method: str | None = None):
+    """The model the command runs: built-in (on the runtime the method needs) or the
+    user's file, loaded in safe mode and checked against its labels."""
+    from core import models
+
+    if args.model_file is not None:
+        from core.user_models import load_user_model
+
+        return load_user_model(args.model_file, args.labels, args.preprocess)
+    runtime = getattr(args, "runtime", None)
+    if method is not None:
+        from core.explain import explainable
+
+        return explainable(args.model, method, runtime)
+    return models.load(args.model, runtime)
+
+
+def _metadata(args, c: ModelCard) -> dict[str, str] | None:
+    """--meta answers, checked against the model's metadata fields."""
+    from core.metadata import MetadataError, parse
+
+    if args.meta is None:
+        return None
+    if c.metadata is None:
+        raise BadInput(f"--meta: {c.id} takes no metadata")
+    try:
+        answers = parse(args.meta)
+        c.metadata.answers(answers)
+    except MetadataError as exc:
+        raise BadInput(str(exc)) from None
+    return answers
+
+
 # -- predict, explain -------------------------------------------------------------------
 
 def predict_cmd(args) -> int:
     from core import models
-    from core.model_input import prepare
 
-    c = card(args.model)
-    runtime = models.check_runtime(c, args.runtime)
+    c = _card(args)
+    if c is not None:
+        models.check_runtime(c, args.runtime)
+        _metadata(args, c)
     studies = []
     for path in args.paths:
         study = _read(path)
         studies.append((path, study, *_index(study, args)))
-    classifier = models.load(c.id, runtime)
+    classifier = _classifier(args)
+    c = classifier.card
+    meta = _metadata(args, c)
     results = []
     for path, study, index, plane in studies:
-        p = classifier.predict(prepare(study, c.input_spec, frame=index, plane=plane))
+        p = classifier.predict(c.prepare(study, frame=index, plane=plane, metadata=meta))
         results.append({"path": path, "label": p.label, "probabilities": p.probabilities,
-                        "runtime": runtime})
+                        "runtime": classifier.runtime})
+        outside = c.outside_domain(study)
+        if outside:
+            results[-1]["warning"] = outside
     text = "\n".join(
-        f"{r['path']}: {r['label']} ({r['probabilities'][r['label']]:.3f})" for r in results
+        f"{r['path']}: {r['label']} ({r['probabilities'][r['label']]:.3f})"
+        + (f" (warning: {r['warning']})" if "warning" in r else "") for r in results
     )
     _print(args, results, text)
     return 0
@@ -261,30 +416,31 @@ def predict_cmd(args) -> int:
 def explain_cmd(args) -> int:
     from PIL import Image
 
-    from core.explain import black, explain_input, explainable, find_method
+    from core.explain import black, explain_input, find_method
     from core.explain import metrics as trust
-    from core.model_input import prepare
     from core.overlay import COLORMAPS, overlay
 
-    c = card(args.model)
+    c = _card(args)
     if args.colormap not in COLORMAPS:
         raise BadInput(f"--colormap: unknown '{args.colormap}' (known: {', '.join(COLORMAPS)})")
     if not 0.0 <= args.opacity <= 1.0:
         raise BadInput(f"--opacity: {args.opacity} is not between 0 and 1")
-    if args.target is not None and args.target not in c.labels:
-        raise BadInput(f"--target: unknown label '{args.target}' for {c.id} "
-                       f"(labels: {', '.join(c.labels)})")
+    if c is not None:
+        _check_target(args.target, c)
+        _metadata(args, c)
     if args.out.exists() and not args.out.is_dir():
         raise BadInput(f"--out {args.out}: exists and is not a folder")
     options = _options(args.option)
     find_method(args.method).resolve(options)  # unknown or bad options: before any loading
     study = _read(args.path)
     frame, plane = _index(study, args)
-    classifier = explainable(c.id, args.method, args.runtime)
+    classifier = _classifier(args, args.method)
+    c = classifier.card
+    _check_target(args.target, c)
     if args.sanity_check and classifier.keras_model is None:
         raise BadInput(f"--sanity-check randomises weights: {c.id} on "
                        f"{classifier.runtime} has none to change (use --runtime keras)")
-    model_input = prepare(study, c.input_spec, frame=frame, plane=plane)
+    model_input = c.prepare(study, frame=frame, plane=plane, metadata=_metadata(args, c))
     started = time.perf_counter()
     result = explain_input(classifier, model_input, args.method, args.target, args.layer,
                            **options)
@@ -294,11 +450,11 @@ def explain_cmd(args) -> int:
                   if k not in ("method", "layer", "target")}}
     if args.metrics:
         payload["metrics"] = trust.faithfulness(
-            classifier, model_input.array, result.input_map, target=result.target,
+            classifier, model_input.inputs, result.input_map, target=result.target,
             baseline=black(c.input_spec)).to_dict()
     if args.sanity_check:
         payload["sanity"] = trust.sanity_check(
-            classifier.keras_model, model_input.array[None], args.method,
+            classifier.keras_model, model_input.batch, args.method,
             target=result.target, layer=result.layer, **result.info["options"]).to_dict()
     args.out.mkdir(parents=True, exist_ok=True)
     stem = Path(args.path).stem
@@ -312,6 +468,12 @@ def explain_cmd(args) -> int:
            f"{args.out / stem}.{args.method}.{{npy,png}} "
            f"({time.perf_counter() - started:.2f} s)")
     return 0
+
+
+def _check_target(target: str | None, c: ModelCard) -> None:
+    if target is not None and target not in c.labels:
+        raise BadInput(f"--target: unknown label '{target}' for {c.id} "
+                       f"(labels: {', '.join(c.labels)})")
 
 
 def _options(given: list[str]) -> dict[str, Any]:
@@ -330,6 +492,114 @@ def _options(given: list[str]) -> dict[str, Any]:
         else:
             options[key] = text
     return options
+
+
+# -- compare ----------------------------------------------------------------------------
+
+def _add_models(parser: argparse.ArgumentParser) -> None:
+    """--models ID,ID[,...] (several, where _add_model takes one), and the user's own
+    --model-file added to them, with --labels/--preprocess; --meta as for one model."""
+    parser.add_argument("--models", required=True, metavar="ID,ID[,...]",
+                        help="built-in models to compare (2 to 4 with --model-file)")
+    parser.add_argument("--model-file", type=Path, metavar="PATH",
+                        help="also compare your own .keras or .onnx model (needs --labels)")
+    parser.add_argument("--labels", metavar="A,B,...",
+                        help="--model-file's labels, in the order of its outputs")
+    parser.add_argument("--preprocess", metavar="KEY=VALUE,...",
+                        help="--model-file's input, as for predict")
+    parser.add_argument("--meta", metavar="KEY=VALUE,...",
+                        help="metadata for the models with a metadata input, e.g. "
+                             "sex=female,location=trunk,age=60 (default: unknown)")
+
+
+def _compared_cards(args) -> list[ModelCard]:
+    """The built-in cards of --models, with the count (2 to 4 with --model-file), the
+    file's options, --target and --meta checked before anything is loaded."""
+    from core.compare import MAX_MODELS, MIN_MODELS
+    from core.metadata import MetadataError, parse
+
+    ids = [i.strip() for i in args.models.split(",") if i.strip()]
+    given = ids + ([str(args.model_file)] if args.model_file is not None else [])
+    if not MIN_MODELS <= len(given) <= MAX_MODELS:
+        raise BadInput(f"--models: compare {MIN_MODELS} to {MAX_MODELS} models "
+                       f"(got {len(given)}: {', '.join(given) or 'none'})")
+    twice = sorted({i for i in ids if ids.count(i) > 1})
+    if twice:
+        raise BadInput(f"--models: {twice[0]} is given twice")
+    chosen = [card(i) for i in ids]
+    if args.model_file is None:
+        for flag, value in (("--labels", args.labels), ("--preprocess", args.preprocess)):
+            if value is not None:
+                raise BadInput(f"{flag} goes with --model-file (a built-in model has its own)")
+    elif args.labels is None:
+        raise BadInput(f"--model-file {args.model_file}: give its --labels (comma-separated, "
+                       "in the order of its outputs)")
+    elif not args.model_file.is_file():
+        raise BadInput(f"--model-file {args.model_file}: no such file")
+    # A file's labels are known once it is loaded; the built-ins' now.
+    if (args.target is not None and args.model_file is None
+            and all(args.target not in c.labels for c in chosen)):
+        raise BadInput(f"--target: '{args.target}' is not a label of any chosen model")
+    if args.meta is not None:
+        takers = [c for c in chosen if c.metadata is not None]
+        if not takers:
+            raise BadInput(f"--meta: none of {', '.join(ids)} takes metadata")
+        try:
+            for c in takers:
+                c.metadata.answers(parse(args.meta))
+        except MetadataError as exc:
+            raise BadInput(str(exc)) from None
+    return chosen
+
+
+def compare_cmd(args) -> int:
+    from core import models
+    from core.compare import compare
+    from core.metadata import parse
+
+    chosen = _compared_cards(args)
+    study = _read(args.path)
+    frame, plane = _index(study, args)
+    classifiers = [models.load(c.id) for c in chosen]
+    if args.model_file is not None:
+        from core.user_models import load_user_model
+
+        classifiers.append(load_user_model(args.model_file, args.labels, args.preprocess))
+    meta = None if args.meta is None else parse(args.meta)
+    result = compare(classifiers, study, args.method, args.target, frame, plane, meta)
+    lines = [f"{m.id}: {m.prediction.label} ({m.confidence:.1%}) · forward "
+             f"{m.forward_seconds * 1000:.0f} ms"
+             + (f" · {args.method} {m.explanation.seconds * 1000:.0f} ms"
+                if m.explanation is not None else "") for m in result.models]
+    lines += [f"{p.a} vs {p.b}: " + ("no agreement (a map is missing)" if p.iou_top20 is None
+                                     else f"IoU top-20% {p.iou_top20:.3f}, Spearman "
+                                          f"{p.spearman:.3f}") for p in result.pairs]
+    lines += [p.sentence for p in result.pairs]
+    lines += [result.labels.note, *result.notes]
+    _print(args, result.to_dict(), "\n".join(lines))
+    return 0
+
+
+def evaluate_cmd(args) -> int:
+    from core import evaluate as ev
+
+    c = _card(args)
+    if c is not None:
+        _metadata(args, c)
+    if args.samples:
+        if c is None:
+            raise BadInput("--samples: a --model-file has no built-in samples; give --data")
+        labelled = ev.from_samples(c)
+    else:
+        labelled = ev.open_set(args.data)
+    if c is not None:  # a set that does not fit the model is refused before loading it
+        ev.match_labels(c, labelled, args.only_known_labels)
+    classifier = _classifier(args)
+    c = classifier.card
+    result = ev.evaluate(classifier, labelled, metadata=_metadata(args, c),
+                         only_known_labels=args.only_known_labels)
+    _print(args, result.to_dict(), ev.summary(result))
+    return 0
 
 
 # -- studies ----------------------------------------------------------------------------

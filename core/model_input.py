@@ -7,7 +7,7 @@ study -> [frame] -> [window to 8 bits, MONOCHROME1 inverted] -> [channels] -> [r
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 from PIL import Image
@@ -26,6 +26,26 @@ SCALES = {
     "unit": ("x / 255, range [0, 1]", lambda x: x / 255.0),
     "none": ("raw 0-255 values", lambda x: x),
 }
+
+
+RESIZES = (*RESAMPLING, "tf-bilinear")
+
+
+def resize(picture: np.ndarray, height: int, width: int, how: str) -> np.ndarray:
+    """(h, w, c) uint8 resized. "tf-bilinear" is tf.image.resize's bilinear (pixel
+    centres, no antialiasing, float output), which OpenCV's INTER_LINEAR on float32
+    reproduces; PIL's bilinear widens its kernel when shrinking (antialiasing)."""
+    if how == "tf-bilinear":
+        import cv2
+
+        out = cv2.resize(picture.astype(np.float32), (width, height),
+                         interpolation=cv2.INTER_LINEAR)
+        return out.reshape(height, width, picture.shape[-1])
+    resample = RESAMPLING[how]
+    if picture.shape[-1] == 1:
+        return np.asarray(Image.fromarray(picture[..., 0]).resize((width, height),
+                                                                 resample))[..., None]
+    return np.asarray(Image.fromarray(picture).resize((width, height), resample))
 
 
 @dataclass(frozen=True)
@@ -50,6 +70,24 @@ class ModelInput:
     window: Window | None
     source_shape: tuple[int, int]  # (rows, cols) of the displayed image it came from
     plane: str | None = None
+    metadata: np.ndarray | None = None  # a second input's vector (core/metadata.py)
+
+    @property
+    def inputs(self) -> np.ndarray | list[np.ndarray]:
+        """One input as the model takes it, unbatched: the image, or [image, metadata]."""
+        return self.array if self.metadata is None else [self.array, self.metadata]
+
+    @property
+    def batch(self) -> np.ndarray | list[np.ndarray]:
+        """A batch of one, as the model takes it: the image, or [image, metadata]."""
+        if self.metadata is None:
+            return self.array[None]
+        return [self.array[None], self.metadata[None]]
+
+    def with_metadata(self, vector: np.ndarray, description: str) -> ModelInput:
+        """The same input with the model's metadata vector, its answers recorded."""
+        return replace(self, metadata=np.asarray(vector, dtype=np.float32),
+                       steps=(*self.steps, f"metadata: {description}"))
 
 
 def prepare(study: Study, spec: InputSpec, frame: int = 0,
@@ -93,14 +131,7 @@ def prepare(study: Study, spec: InputSpec, frame: int = 0,
     view_shape = picture.shape[:2]
     rows, cols = view_shape
     if (rows, cols) != (spec.height, spec.width):
-        resample = RESAMPLING[spec.resize]
-        if picture.shape[-1] == 1:
-            resized = Image.fromarray(picture[..., 0]).resize((spec.width, spec.height), resample)
-            picture = np.asarray(resized)[..., None]
-        else:
-            picture = np.asarray(
-                Image.fromarray(picture).resize((spec.width, spec.height), resample)
-            )
+        picture = resize(picture, spec.height, spec.width, spec.resize)
         aspect = "" if rows * spec.width == cols * spec.height else ", aspect ratio not kept"
         steps.append(
             f"resized {cols}x{rows} to {spec.width}x{spec.height} ({spec.resize}{aspect})"
@@ -108,9 +139,11 @@ def prepare(study: Study, spec: InputSpec, frame: int = 0,
 
     description, scale = SCALES[spec.scale]
     steps.append(f"scaled: {description}")
+    array = scale(picture.astype(np.float32)).astype(np.float32)
+    picture = np.clip(np.rint(picture), 0, 255).astype(np.uint8)  # tf-bilinear is float
     seen = picture if picture.shape[-1] == 3 else np.repeat(picture, 3, axis=-1)
     return ModelInput(
-        array=scale(picture.astype(np.float32)).astype(np.float32),
+        array=array,
         seen=np.ascontiguousarray(seen),
         steps=tuple(steps),
         frame=frame,

@@ -24,10 +24,13 @@ from typing import Any
 
 import numpy as np
 
-from core.model_input import InputSpec, ModelInput
+from core.metadata import MetadataError, MetadataSpec
+from core.model_input import InputSpec, ModelInput, prepare
+from core.study import Study, Window
 
 CARDS_DIR = Path(__file__).resolve().parent.parent / "assets" / "models"
 INTENDED_USE = "Research and teaching; not for diagnosis."
+USER_PREFIX = "user:"  # the id of every uploaded model starts so: never a built-in's
 
 
 class ModelError(ValueError):
@@ -52,6 +55,10 @@ class ModelCard:
     intended_use: str
     samples: dict[str, Any] = field(default_factory=dict, repr=False)
     runtimes: tuple[str, ...] = ()  # every runtime it can run on; () means (runtime,)
+    metadata: MetadataSpec | None = None  # a second input of patient metadata, if any
+    label_names: dict[str, str] = field(default_factory=dict)  # label -> words, if given
+    # What it was trained on: DICOM modalities and the images in words.
+    domain: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not self.runtimes:
@@ -77,6 +84,9 @@ class ModelCard:
             intended_use=raw.get("intended_use", INTENDED_USE),
             samples=dict(raw.get("samples", {})),
             runtimes=tuple(raw.get("runtimes", (raw["runtime"],))),
+            metadata=MetadataSpec.from_dict(raw["metadata"]) if raw.get("metadata") else None,
+            label_names=dict(raw.get("label_names", {})),
+            domain=dict(raw.get("domain", {})),
         )
 
     @property
@@ -84,6 +94,37 @@ class ModelCard:
         h, w, c = self.input_shape
         p = self.preprocessing
         return InputSpec(height=h, width=w, channels=c, resize=p["resize"], scale=p["scale"])
+
+    @property
+    def builtin(self) -> bool:
+        """False for a model the user uploaded (it lives for their session only)."""
+        return not self.id.startswith(USER_PREFIX)
+
+    def outside_domain(self, study: Study) -> str | None:
+        """A one-line warning where the study's DICOM modality is not one the model was
+        trained on (e.g. a CT given to an MRI model); None where it is, or is not known."""
+        trained = self.domain.get("modalities", ())
+        if not trained or not study.modality or study.modality in trained:
+            return None
+        return (f"{study.name} is {study.modality}; {self.id} was trained on "
+                f"{self.domain.get('images', '/'.join(trained))} ({', '.join(trained)}): "
+                "its output here is outside what it learnt.")
+
+    def prepare(self, study: Study, frame: int = 0, window: Window | None = None,
+                plane: str | None = None,
+                metadata: dict[str, Any] | None = None) -> ModelInput:
+        """One image of `study` as this model's input; with its metadata vector (the
+        user's answers, 'unknown' where not given) when the model takes one."""
+        model_input = prepare(study, self.input_spec, frame=frame, window=window, plane=plane)
+        if self.metadata is None:
+            if metadata:
+                raise ModelError(f"{self.id} takes no metadata")
+            return model_input
+        try:
+            return model_input.with_metadata(self.metadata.encode(metadata),
+                                             self.metadata.describe(metadata))
+        except MetadataError as exc:
+            raise ModelError(f"{self.id}: {exc}") from None
 
     def to_dict(self) -> dict[str, Any]:
         """The card as the CLI prints it (`medlens models list --json`)."""
@@ -101,6 +142,10 @@ class ModelCard:
             "source": dict(self.source),
             "license": self.license,
             "intended_use": self.intended_use,
+            **({"label_names": dict(self.label_names)} if self.label_names else {}),
+            **({"domain": dict(self.domain)} if self.domain else {}),
+            **({"metadata": [f.__dict__ | {"values": list(f.values)}
+                             for f in self.metadata.fields]} if self.metadata else {}),
         }
 
 
@@ -185,11 +230,12 @@ class Classifier:
     """
 
     def __init__(self, c: ModelCard, path: Path | None = None,
-                 runtime: str | None = None) -> None:
+                 runtime: str | None = None, loaded: Any = None) -> None:
         self.card = c
         self.runtime = check_runtime(c, runtime)
         self.path = path or model_file(c)
         found = sha256(self.path)
+        self._file_bytes = self.path.stat().st_size
         if found != c.source["sha256"]:
             raise ModelError(
                 f"{c.id}: {self.path.name} has sha256 {found[:12]}..., "
@@ -197,9 +243,12 @@ class Classifier:
             )
         self.keras_model = None
         self._forward_seconds: float | None = None
+        self._parameters: int | None = None
         self._session = None
         self._lock = threading.Lock()
-        if (c.runtime, self.runtime) == ("keras", "keras"):
+        if loaded is not None:  # an uploaded model, already loaded to check it
+            self._use(loaded)
+        elif (c.runtime, self.runtime) == ("keras", "keras"):
             self._load_keras()
         elif (c.runtime, self.runtime) == ("onnx", "onnx"):
             self._load_onnx()
@@ -211,8 +260,6 @@ class Classifier:
     def _load_keras(self, port: bool = False) -> None:
         import_tensorflow()
         import keras
-
-        from core.explain.base import forward_function
 
         if port:
             from core.ports import keras_from_onnx
@@ -228,17 +275,23 @@ class Classifier:
                 raise ModelError(
                     f"{self.card.id}: cannot load {self.path.name} ({exc})"
                 ) from None
+        self._use(model)
+
+    def _use(self, model: Any) -> None:
+        """Run on a loaded Keras model or onnxruntime session."""
+        from core.explain.base import forward_function
+
+        if hasattr(model, "get_inputs"):
+            self._session = model
+            self._input_name = model.get_inputs()[0].name
+            return
         self.keras_model = model
         # The same compiled forward pass the explainers use: traced once per model.
         self._forward = forward_function(model)
 
     def _load_onnx(self) -> None:
-        import onnxruntime as ort
-
-        wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        providers = [p for p in wanted if p in ort.get_available_providers()]
         try:
-            self._session = ort.InferenceSession(str(self.path), providers=providers)
+            self._session = onnx_session(self.path)
         except Exception as exc:
             raise ModelError(f"{self.card.id}: cannot load {self.path.name} ({exc})") from None
         self._input_name = self._session.get_inputs()[0].name
@@ -252,11 +305,28 @@ class Classifier:
         return "GPU" if tf.config.list_physical_devices("GPU") else "CPU"
 
     @property
-    def parameters(self) -> int | None:
-        return int(self.keras_model.count_params()) if self.keras_model is not None else None
+    def parameters(self) -> int:
+        """Trainable and fixed weights: Keras' count, or the ONNX file's initializers."""
+        if self.keras_model is not None:
+            return int(self.keras_model.count_params())
+        if self._parameters is None:
+            import onnx
 
-    def outputs(self, batch: np.ndarray) -> np.ndarray:
-        """The model's raw outputs (logits or probabilities, as the card says)."""
+            graph = onnx.load(str(self.path), load_external_data=False).graph
+            self._parameters = int(sum(np.prod(t.dims, dtype=np.int64)
+                                       for t in graph.initializer))
+        return self._parameters
+
+    @property
+    def file_bytes(self) -> int:
+        """The model file's size in bytes."""
+        return self._file_bytes
+
+    def outputs(self, batch: np.ndarray | list[np.ndarray]) -> np.ndarray:
+        """The model's raw outputs (logits or probabilities, as the card says); `batch` is
+        a list [images, metadata] for a model with a metadata input."""
+        if isinstance(batch, list | tuple):
+            return self._forward(*[np.asarray(a, dtype=np.float32) for a in batch]).numpy()
         batch = np.asarray(batch, dtype=np.float32)
         if self._session is not None:
             with self._lock:
@@ -276,7 +346,7 @@ class Classifier:
             self._forward_seconds = sorted(times)[1]
         return self._forward_seconds
 
-    def probabilities(self, batch: np.ndarray) -> np.ndarray:
+    def probabilities(self, batch: np.ndarray | list[np.ndarray]) -> np.ndarray:
         out = self.outputs(batch).astype(np.float64)
         if self.card.outputs == "logits":
             out = np.exp(out - out.max(axis=1, keepdims=True))
@@ -284,13 +354,22 @@ class Classifier:
         return out.astype(np.float32)
 
     def predict(self, model_input: ModelInput) -> Prediction:
-        p = self.probabilities(model_input.array[None])[0]
+        p = self.probabilities(model_input.batch)[0]
         index = int(np.argmax(p))
         return Prediction(
             label=self.card.labels[index],
             index=index,
             probabilities={label: float(v) for label, v in zip(self.card.labels, p, strict=True)},
         )
+
+
+def onnx_session(path: Path):
+    """An onnxruntime session on the GPU where there is one, else the CPU."""
+    import onnxruntime as ort
+
+    wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    providers = [p for p in wanted if p in ort.get_available_providers()]
+    return ort.InferenceSession(str(path), providers=providers)
 
 
 def check_runtime(c: ModelCard, runtime: str | None) -> str:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.models import ModelCard, ModelError, package_path
+from core.models import ModelCard, ModelError, cards, package_path
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".dcm")
 
@@ -38,3 +38,12 @@ def samples(card: ModelCard) -> list[Sample]:
             raise ModelError(f"{path.name}: no label for this sample of {card.id}")
         found.append(Sample(name=path.name, label=label, path=path))
     return found
+
+
+def all_samples() -> list[Sample]:
+    """Every built-in model's samples, once each (two models may share a folder)."""
+    seen: dict[Path, Sample] = {}
+    for c in cards():
+        for s in samples(c):
+            seen.setdefault(s.path, s)
+    return list(seen.values())

@@ -72,3 +72,110 @@ def sanity(layers: list[str], spearman: list[float], empty: list[bool],
         height=320, margin={"l": 10, "r": 10, "t": 10, "b": 40},
     )
     return figure
+
+
+def confusion_matrix(matrix, labels: list[str], normalise: bool = False) -> go.Figure:
+    """Counts, rows the true class and columns the predicted one (or each row as
+    fractions of its true class). Plotly cannot select heatmap cells (its heatmap has no
+    selectPoints, so a click returns nothing to Streamlit): an invisible square marker
+    sits on every cell, and clicking a cell selects that marker, whose customdata is
+    [true, predicted, count]."""
+    counts = [[int(v) for v in row] for row in matrix]
+    shown = counts
+    if normalise:
+        shown = [[v / sum(row) if sum(row) else 0.0 for v in row] for row in counts]
+    text = [[f"{v}" if not normalise else f"{f:.0%}<br>({v})" for v, f in zip(row, frac,
+                                                                             strict=True)]
+            for row, frac in zip(counts, shown, strict=True)]
+    figure = go.Figure(go.Heatmap(
+        z=shown, x=labels, y=labels, colorscale="Blues", text=text, texttemplate="%{text}",
+        hoverinfo="skip", showscale=False, zmin=0))
+    cells = [(t, p) for t in range(len(labels)) for p in range(len(labels))]
+    figure.add_trace(go.Scatter(
+        x=[labels[p] for _, p in cells], y=[labels[t] for t, _ in cells], mode="markers",
+        marker={"symbol": "square", "size": 40, "color": "#FFB300", "opacity": 0.0},
+        selected={"marker": {"opacity": 0.45}}, unselected={"marker": {"opacity": 0.0}},
+        customdata=[[labels[t], labels[p], counts[t][p]] for t, p in cells],
+        hovertemplate="true %{customdata[0]} → predicted %{customdata[1]}: "
+                      "%{customdata[2]} image(s)<extra></extra>",
+        showlegend=False))
+    figure.update_layout(
+        xaxis={"title": "predicted", "side": "bottom", "type": "category"},
+        yaxis={"title": "true", "autorange": "reversed", "type": "category"},
+        height=120 + 60 * len(labels), margin={"l": 10, "r": 10, "t": 10, "b": 40},
+    )
+    return figure
+
+
+def roc_curves(curves: dict, auc: dict[str, float | None]) -> go.Figure:
+    """One-vs-rest ROC curve of each class with its AUC in the legend; `curves[label]`
+    is (fpr, tpr), or None where the set lacks positives or negatives (not drawn)."""
+    figure = go.Figure()
+    for label, curve in curves.items():
+        if curve is None:
+            continue
+        fpr, tpr = curve
+        figure.add_trace(go.Scatter(x=list(fpr), y=list(tpr), mode="lines",
+                                    line={"shape": "linear"},
+                                    name=f"{label} (AUC {auc[label]:.3f})"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="chance",
+                                line={"dash": "dot", "color": "#9E9E9E"}))
+    figure.update_layout(
+        xaxis={"title": "false positive rate", "range": [-0.02, 1.02]},
+        yaxis={"title": "true positive rate", "range": [-0.02, 1.02]},
+        height=380, margin={"l": 10, "r": 10, "t": 10, "b": 40},
+    )
+    return figure
+
+
+def reliability(edges, confidence, accuracy, count, ece: float) -> go.Figure:
+    """Reliability diagram (Guo et al. 2017): accuracy of each confidence bin as a bar,
+    each bin's mean confidence as a marker, the diagonal of perfect calibration, and the
+    expected calibration error."""
+    centres = [(a + b) / 2 for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    width = edges[1] - edges[0]
+    filled = [i for i, c in enumerate(count) if c]
+    figure = go.Figure(go.Bar(
+        x=[centres[i] for i in filled], y=[accuracy[i] for i in filled], width=width * 0.95,
+        name="accuracy in the bin", marker_color="#4FC3F7",
+        customdata=[[count[i], confidence[i]] for i in filled],
+        hovertemplate="confidence %{x:.2f} ± 0.05: accuracy %{y:.3f}, mean confidence "
+                      "%{customdata[1]:.3f}, %{customdata[0]} image(s)<extra></extra>"))
+    figure.add_trace(go.Scatter(
+        x=[confidence[i] for i in filled], y=[accuracy[i] for i in filled], mode="markers",
+        marker={"color": "#E65100", "size": 9}, name="mean confidence of the bin",
+        text=[f"n={count[i]}" for i in filled], hoverinfo="skip"))
+    figure.add_trace(go.Scatter(x=[0, 1], y=[0, 1], mode="lines",
+                                line={"dash": "dot", "color": "#9E9E9E"},
+                                name="perfect calibration"))
+    figure.update_layout(
+        xaxis={"title": "confidence (probability of the predicted class)", "range": [0, 1]},
+        yaxis={"title": "accuracy", "range": [0, 1.02]},
+        height=380, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        title={"text": f"ECE {ece:.3f}", "x": 0.01, "font": {"size": 14}},
+    )
+    return figure
+
+
+def agreement(ids: list[str], pairs: list[dict]) -> go.Figure:
+    """Two model-by-model heatmaps of how far their maps agree: IoU of the top-20% regions
+    (0 to 1) and Spearman ρ (-1 to 1). `pairs` are {"a", "b", "iou_top20", "spearman"};
+    the diagonal is a map against itself (1), a missing map leaves its cells blank."""
+    from plotly.subplots import make_subplots  # only this chart needs subplots
+
+    at = {name: i for i, name in enumerate(ids)}
+    figure = make_subplots(rows=1, cols=2, horizontal_spacing=0.18,
+                           subplot_titles=("IoU of the top-20% regions", "Spearman ρ"))
+    for col, (key, low) in enumerate((("iou_top20", 0.0), ("spearman", -1.0)), start=1):
+        grid: list[list[float | None]] = [
+            [1.0 if i == j else None for j in range(len(ids))] for i in range(len(ids))]
+        for p in pairs:
+            grid[at[p["a"]]][at[p["b"]]] = grid[at[p["b"]]][at[p["a"]]] = p[key]
+        figure.add_trace(go.Heatmap(
+            z=grid, x=ids, y=ids, zmin=low, zmax=1.0, colorscale="Viridis",
+            text=[["" if v is None else f"{v:.2f}" for v in row] for row in grid],
+            texttemplate="%{text}", hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
+            colorbar={"x": 0.41 if col == 1 else 1.0, "len": 0.9}), row=1, col=col)
+    figure.update_yaxes(autorange="reversed")
+    figure.update_layout(height=140 + 60 * len(ids), margin={"l": 10, "r": 10, "t": 30, "b": 10})
+    return figure

@@ -31,7 +31,7 @@ def test_home_says_what_it_is_and_is_not():
     assert any("not for diagnosis" in w.value for w in at.warning)
     table = at.dataframe[0].value
     assert set(table["model"]) == {"braintumor-xception", "pneumonia-xception",
-                                   "braintumor-vgg16"}
+                                   "braintumor-vgg16", "skinlesion-xception"}
 
 
 def test_sample_gives_prediction_chart_and_overlay(brain_samples):

@@ -120,3 +120,53 @@ def test_viewer_window_preset_changes_the_picture(app_url: str, tmp_path: Path) 
         shot = screenshot_dir(tmp_path) / "viewer.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 0
+
+
+def test_own_model_uploaded_on_the_zoo_is_explained(app_url: str, tmp_path: Path) -> None:
+    """The user's .keras file through the Zoo's form (a Lambda one refused first), then
+    chosen on Explain in the same session: its Grad-CAM overlay on a sample."""
+    require_chromium()
+    import keras
+
+    inp = keras.Input((64, 64, 3))
+    x = keras.layers.Conv2D(4, 3, activation="relu", name="mine_conv")(inp)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    keras.Model(inp, keras.layers.Dense(2, activation="softmax")(x)).save(tmp_path / "mine.keras")
+    y = keras.layers.Lambda(lambda t: t + 1.0)(inp)
+    y = keras.layers.GlobalAveragePooling2D()(y)
+    keras.Model(inp, keras.layers.Dense(2)(y)).save(tmp_path / "code.keras")
+
+    with chromium() as browser:
+        page = browser.new_page(viewport=VIEWPORT)
+        page.set_default_timeout(30_000)
+        page.goto(f"{app_url}/zoo")
+        expect(app_shell(page)).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
+        page.get_by_text("Add your own model").click()
+        labels = page.get_by_label("Labels, in the order of the model's outputs")
+        for name, expected in (("code.keras", "refused: the file holds Python code"),
+                               ("mine.keras", "It is offered on every page")):
+            page.locator('input[type="file"]').set_input_files(str(tmp_path / name))
+            # The file goes up on its own request: submit only once it is there.
+            expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
+            labels.fill("left,right")
+            page.get_by_role("button", name="Check and add the model").click()
+            expect(page.get_by_text(expected)).to_be_visible(timeout=120_000)
+            wait_idle(page)
+        expect(page.get_by_text("uploaded: in this session only")).to_be_visible()
+
+        # Through the app's own navigation: a new URL would be a new session.
+        page.get_by_test_id("stSidebarNav").get_by_text("Explain", exact=True).click()
+        expect(sample_select(page)).to_be_visible(timeout=HEALTH_TIMEOUT_S * 1000)
+        wait_idle(page)
+        model = page.get_by_test_id("stSelectbox").filter(
+            has=page.get_by_test_id("stWidgetLabel").get_by_text("Model", exact=True))
+        model.get_by_role("combobox").click()
+        page.get_by_role("option").filter(has_text="user:mine-").click()
+        # Its sample list (every model's samples) replaces the Xception's: pick from it.
+        expect(page.get_by_text("No labelled samples ship with user:mine-")).to_be_visible()
+        wait_idle(page)
+        choose_sample(page, FIRST)
+        wait_for_overlay(page, FIRST)
+        expect(overlay_image(page, FIRST)).to_be_visible()
+        expect(page.get_by_text("layer mine_conv")).to_be_visible()
+        page.screenshot(path=str(screenshot_dir(tmp_path) / "own-model.png"), full_page=True)

@@ -25,7 +25,7 @@ def test_models_list():
     assert run.returncode == 0 and run.stderr == ""
     found = json.loads(run.stdout)
     assert [c["id"] for c in found] == ["braintumor-vgg16", "braintumor-xception",
-                                        "pneumonia-xception"]
+                                        "pneumonia-xception", "skinlesion-xception"]
     for c in found:
         assert {"id", "task", "labels", "input_shape", "architecture", "source",
                 "license"} <= set(c)
@@ -187,3 +187,11 @@ def test_cli_offers_every_explanation_method():
     from core.explain import METHOD_TITLES, METHODS
 
     assert EXPLAIN_METHODS == tuple(METHODS) == tuple(METHOD_TITLES)
+
+
+def test_predict_warns_outside_the_models_domain(ct_small):
+    run = medlens("predict", "--model", "braintumor-vgg16", str(ct_small), "--json")
+    assert run.returncode == 0 and run.stderr == ""
+    result = json.loads(run.stdout)[0]
+    assert result["warning"].endswith("is CT; braintumor-vgg16 was trained on brain MRI "
+                                      "slices (MR): its output here is outside what it learnt.")

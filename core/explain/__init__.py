@@ -151,7 +151,7 @@ def explain_input(classifier, model_input, method: str = "gradcam",
         raise ExplainError(f"unknown label '{target}' for {c.id} (labels: {', '.join(c.labels)})")
     if "baseline" in m.options:
         options.setdefault("baseline", black(c.input_spec))
-    x = model_input.array[None]
+    x = model_input.batch
     index = None if target is None else [c.labels.index(target)]
     start = time.perf_counter()
     result = attribute(classifier, x, method, index, layer, progress, **options)
@@ -164,15 +164,23 @@ def explain_input(classifier, model_input, method: str = "gradcam",
                        input_map=result.maps[0], info=result.info)
 
 
-def explainable(model_id: str, method: str, runtime: str | None = None):
-    """The built-in classifier to explain `model_id` with `method`: on the runtime asked
-    for, else on Keras where the method needs gradients and the model has a Keras port."""
+def explainable(model, method: str, runtime: str | None = None):
+    """The classifier to explain `model` (a built-in id, or a loaded Classifier such as an
+    uploaded one) with `method`: on the runtime asked for, else on Keras where the method
+    needs gradients and the model has a Keras port."""
     from core import models
 
-    c = models.card(model_id)
+    if isinstance(model, models.Classifier):
+        if model.card.builtin:
+            model = model.card.id
+        elif runtime not in (None, model.runtime):
+            raise ExplainError(f"{model.card.id} runs on {model.runtime} only")
+        else:
+            return model
+    c = models.card(model)
     if runtime is None and find_method(method).gradients and "keras" in c.runtimes:
         runtime = "keras"
-    return models.load(model_id, runtime)
+    return models.load(c.id, runtime)
 
 
 __all__ += ["Attribution", "ForwardModel", "ScoreModel", "black", "explainable"]

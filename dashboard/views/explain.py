@@ -6,18 +6,17 @@ import hashlib
 import streamlit as st
 
 from core import models, viewer
-from core.explain import METHODS, ExplainError, black, explain_input, explainable, find_method
+from core.explain import METHODS, ExplainError, black, explain_input, find_method
 from core.explain import costs as method_costs
 from core.explain import metrics as trust
 from core.explain.base import spatial_layers
-from core.model_input import prepare
-from core.models import cards
 from core.overlay import COLORMAPS, overlay
 from core.recent import Recent
-from core.samples import samples
+from core.samples import all_samples, samples
 from core.study import StudyError, open_study
 from core.viewer import Selection
 from dashboard import charts
+from dashboard.session_models import available, classifier_for, describe, metadata_form
 
 DEFAULT_MODEL = "braintumor-xception"
 FROM_VIEWER = "From the Viewer"
@@ -26,7 +25,7 @@ AUTOMATIC = "automatic"
 st.title("Explain")
 st.caption("Research and teaching; not for diagnosis.")
 
-by_id = {c.id: c for c in cards()}
+by_id = available()
 selection: Selection | None = st.session_state.get("viewer_selection")
 sources = ["Built-in sample", "Upload a file"]
 if selection is not None:
@@ -35,8 +34,9 @@ study = None
 token = "none"  # names the slice widgets of the study in use, so a new study starts afresh
 with st.sidebar:
     model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL),
-                            format_func=lambda i: f"{i} — {by_id[i].task}")
+                            format_func=describe)
     card = by_id[model_id]
+    metadata = metadata_form(card, f"explain_meta_{model_id}")
     # Keyed by the hand-over, so each image sent from the Viewer is selected on arrival.
     source = st.radio("Study", sources, horizontal=True,
                       key=f"explain_source_{selection.serial if selection else ''}")
@@ -45,8 +45,13 @@ with st.sidebar:
             study, token = selection.study, f"viewer-{selection.serial}"
             st.caption(f"From the Viewer: {selection.label}")
         elif source == "Built-in sample":
+            own = samples(card) if card.builtin else []
+            if not own:
+                st.caption(f"No labelled samples ship with {model_id}: these are the other "
+                           "models' samples, outside its domain.")
             sample = st.selectbox(
-                "Sample", samples(card), index=None, placeholder="Choose a labelled sample",
+                "Sample", own or all_samples(), index=None,
+                placeholder="Choose a labelled sample",
                 format_func=lambda s: f"{s.name} (labelled {s.label})",
             )
             if sample is not None:
@@ -81,15 +86,19 @@ with st.sidebar:
 
 with st.status(f"Running {model_id}…", expanded=False) as status:
     try:
-        classifier = models.load(model_id)
+        classifier = classifier_for(model_id)
     except models.ModelError as error:
         status.update(label="Model not available", state="error")
         st.error(str(error), icon=":material/error:")
         st.stop()
-    model_input = prepare(study, card.input_spec, frame=frame, plane=plane, window=window)
+    model_input = card.prepare(study, frame=frame, plane=plane, window=window,
+                               metadata=metadata)
     prediction = classifier.predict(model_input)
     status.update(label=f"{model_id} on {classifier.device}: {prediction.label}", state="complete")
 
+outside = card.outside_domain(study)
+if outside:
+    st.warning(outside, icon=":material/warning:")
 shown = study.display(frame, window, plane)
 image_col, result_col = st.columns([1, 1])
 with image_col:
@@ -107,6 +116,8 @@ with image_col:
 with result_col:
     st.subheader("Prediction")
     st.metric("Model output", prediction.label)
+    if prediction.label in card.label_names:
+        st.caption(f"{prediction.label}: {card.label_names[prediction.label]}")
     source_of = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
     st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source_of})")
     st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
@@ -117,7 +128,7 @@ with result_col:
 
 def expected_seconds(name: str, values: dict | None = None) -> float | None:
     # The method's measured multiple times a forward pass of the model it will run on.
-    forward = explainable(model_id, name).forward_seconds(model_input.array[None])
+    forward = classifier_for(model_id, name).forward_seconds(model_input.batch)
     return method_costs.expected_seconds(name, forward, values)
 
 
@@ -135,7 +146,7 @@ chosen = controls[0].multiselect(
 target = controls[1].selectbox("Class to explain", card.labels,
                                index=card.labels.index(prediction.label))
 # Gradient and CAM methods run on the Keras model, or on the Keras port of an ONNX one.
-keras_model = explainable(model_id, "gradcam").keras_model
+keras_model = classifier_for(model_id, "gradcam").keras_model
 layers = spatial_layers(keras_model) if keras_model is not None else []
 layer = controls[2].selectbox(
     "Layer (CAM methods)", [AUTOMATIC, *reversed(layers)], disabled=not layers,
@@ -178,7 +189,7 @@ with st.expander("Parameters and expected cost", expanded=False):
         expected = expected_seconds(name, values)
         cost = f" · about {expected:.1f} s" if expected is not None else ""
         heading.markdown(f"**{m.title}** ([paper]({m.paper})){cost}")
-    forward = classifier.forward_seconds(model_input.array[None])
+    forward = classifier.forward_seconds(model_input.batch)
     st.caption(f"One forward pass of {model_id}: {forward * 1000:.0f} ms here; costs are "
                f"estimates from multiples measured by bench/explain_speed.py. Baselines "
                f"(Integrated Gradients, occlusion, RISE, deletion) are black: "
@@ -189,7 +200,9 @@ if not chosen:
     st.stop()
 
 recent: Recent = st.session_state.setdefault("explain_recent", Recent(32))
-digest = hashlib.sha1(model_input.array.tobytes()).hexdigest()
+# The exact input: the image, and the metadata vector for a model that takes one.
+digest = hashlib.sha1(b"".join(a.tobytes() for a in (model_input.array, model_input.metadata)
+                               if a is not None)).hexdigest()
 
 
 def key_of(kind: str, name: str) -> tuple:
@@ -203,7 +216,7 @@ def run_method(name: str):
         bar = st.progress(0.0, text=f"{METHODS[name].title}…")
         try:
             return explain_input(
-                explainable(model_id, name), model_input, name, target, layer,
+                classifier_for(model_id, name), model_input, name, target, layer,
                 progress=lambda done, text: bar.progress(done, text=text), **options[name])
         finally:
             bar.empty()
@@ -213,7 +226,7 @@ def run_method(name: str):
 
 def run_faithfulness(name: str, explanation):
     return recent.get(key_of("auc", name), lambda: trust.faithfulness(
-        explainable(model_id, name), model_input.array, explanation.input_map,
+        classifier_for(model_id, name), model_input.inputs, explanation.input_map,
         target=explanation.target, baseline=black(card.input_spec), **trust.INTERACTIVE))
 
 
@@ -269,7 +282,7 @@ else:
         bar = st.progress(0.0, text="Randomising…")
         try:
             check = trust.sanity_check(
-                keras_model, model_input.array[None], check_method,
+                keras_model, model_input.batch, check_method,
                 target=card.labels.index(target), layer=layer,
                 progress=lambda done, text: bar.progress(done, text=text),
                 max_steps=steps or None, **options[check_method])

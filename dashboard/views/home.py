@@ -7,8 +7,9 @@ from core.models import INTENDED_USE, cards
 st.title("MedLens")
 st.markdown(
     "Look inside medical-imaging models: open a study, run a real trained model on it, "
-    "see its prediction and **why** it made it (class activation maps over the image), "
-    "and exactly what the model was shown."
+    "see its prediction and **why** it made it (maps over the image), exactly what the "
+    "model was shown, how two architectures differ on it, and how a model does on a "
+    "labelled set."
 )
 st.warning(
     f"**Intended use:** {INTENDED_USE} MedLens shows what a model computes; it does "
@@ -17,7 +18,14 @@ st.warning(
 )
 st.page_link("views/viewer.py", label="View a study: DICOM, NIfTI, PNG or JPEG",
              icon=":material/image_search:")
-st.page_link("views/explain.py", label="Explain a study", icon=":material/visibility:")
+st.page_link("views/explain.py", label="Explain a study: twelve methods, and whether to "
+             "trust their maps", icon=":material/visibility:")
+st.page_link("views/compare.py", label="Compare 2 to 4 models on one study, side by side",
+             icon=":material/compare:")
+st.page_link("views/evaluate.py", label="Evaluate models on a labelled set: accuracy, F1, "
+             "confusion matrix, ROC, calibration", icon=":material/fact_check:")
+st.page_link("views/zoo.py", label="Model zoo: every model's card and layers; add your own",
+             icon=":material/inventory_2:")
 
 st.subheader("Built-in models")
 st.dataframe(
