@@ -200,7 +200,10 @@ class Comparison:
 def _percent(p: float) -> str:
     """Whole percents, but never 100% or 0% for what is not certain (0.997 is 99.7%)."""
     text = f"{p:.0%}"
-    return f"{p:.1%}" if text in ("100%", "0%") and 0 < p < 1 else text
+    if text not in ("100%", "0%") or p in (0.0, 1.0):
+        return text
+    finer = f"{p:.1%}"
+    return finer if finer not in ("100.0%", "0.0%") else (">99.9%" if p > 0.5 else "<0.1%")
 
 
 def verdict(a: ModelResult, b: ModelResult) -> str:
