@@ -12,6 +12,7 @@ from core.recent import Recent
 from core.samples import samples
 from core.study import StudyError, open_study
 from dashboard import charts, session_models
+from dashboard.widgets import which_image
 
 DEFAULT_MODELS = ("braintumor-xception", "braintumor-vgg16")
 EACH = "each model's prediction"
@@ -69,16 +70,8 @@ if study is None:
     st.info("Choose a sample or upload a study in the sidebar.", icon=":material/arrow_back:")
     st.stop()
 
-plane, frame = None, study.default_index()
 with st.sidebar:
-    if study.planes:
-        plane = st.radio("Plane", study.planes, index=study.planes.index(study.acquired_plane),
-                         horizontal=True, key=f"compare_plane_{token}")
-        frame = study.default_index(plane)
-    count = study.count(plane)
-    if count > 1:
-        frame = st.slider("Slice" if plane else "Frame", 1, count, frame + 1,
-                          key=f"compare_index_{token}_{plane}") - 1
+    plane, frame = which_image(study, f"compare_{token}")
 
 with st.status(f"Loading {len(chosen)} models…", expanded=False) as status:
     try:

@@ -17,6 +17,7 @@ from core.study import StudyError, open_study
 from core.viewer import Selection
 from dashboard import charts
 from dashboard.session_models import available, classifier_for, describe, metadata_form
+from dashboard.widgets import which_image
 
 DEFAULT_MODEL = "braintumor-xception"
 FROM_VIEWER = "From the Viewer"
@@ -70,19 +71,10 @@ if study is None:
 
 # Which image, in which window: the Viewer's choice when it sent one, else the study's own.
 window = selection.window if source == FROM_VIEWER else None
-plane = selection.plane if source == FROM_VIEWER else None
-frame = selection.index if source == FROM_VIEWER else study.default_index()
 with st.sidebar:
-    if study.planes:
-        start = plane or study.acquired_plane
-        plane = st.radio("Plane", study.planes, index=study.planes.index(start),
-                         horizontal=True, key=f"explain_plane_{token}")
-        if plane != start:
-            frame = study.default_index(plane)
-    count = study.count(plane)
-    if count > 1:
-        frame = st.slider("Slice" if plane else "Frame", 1, count, frame + 1,
-                          key=f"explain_index_{token}_{plane}") - 1
+    plane, frame = which_image(study, f"explain_{token}",
+                               *((selection.plane, selection.index) if source == FROM_VIEWER
+                                 else (None, None)))
 
 with st.status(f"Running {model_id}…", expanded=False) as status:
     try:

@@ -8,6 +8,7 @@ import streamlit as st
 from core import viewer
 from core.study import Study, StudyError
 from core.windows import Window
+from dashboard.widgets import which_image
 
 SOURCES = ["Built-in example", "Upload files"]
 
@@ -97,15 +98,7 @@ with st.sidebar:
                               key=f"viewer_file_{token}")
         token, study = studies[chosen]
 
-    plane = None
-    if study.planes:
-        plane = st.radio("Plane", study.planes, index=study.planes.index(study.acquired_plane),
-                         horizontal=True, key=f"viewer_plane_{token}")
-    count = study.count(plane)
-    index = study.default_index(plane)
-    if count > 1:
-        index = st.slider("Slice" if plane else "Frame", 1, count, index + 1,
-                          key=f"viewer_index_{token}_{plane}") - 1
+    plane, index = which_image(study, f"viewer_{token}")
 
     window = None
     choices, default = window_choices(token, study)
