@@ -111,6 +111,11 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
     which.add_argument("--model", metavar="ID", help="a built-in model (medlens models list)")
     which.add_argument("--model-file", type=Path, metavar="PATH",
                        help="your own .keras or .onnx model (needs --labels)")
+    _add_model_file_options(parser)
+
+
+def _add_model_file_options(parser: argparse.ArgumentParser) -> None:
+    """--labels and --preprocess for --model-file; --meta for models with metadata."""
     parser.add_argument("--labels", metavar="A,B,...",
                         help="--model-file's labels, in the order of its outputs")
     parser.add_argument("--preprocess", metavar="KEY=VALUE,...",
@@ -119,7 +124,7 @@ def _add_model(parser: argparse.ArgumentParser) -> None:
                              "outputs=auto|logits|probabilities, size=HxW (default: "
                              "scale=unit,resize=bilinear,channels=rgb,outputs=auto)")
     parser.add_argument("--meta", metavar="KEY=VALUE,...",
-                        help="metadata for a model with a metadata input, e.g. "
+                        help="metadata for the models with a metadata input, e.g. "
                              "sex=female,location=trunk,age=60 (default: unknown)")
 
 
@@ -335,17 +340,23 @@ def _index(study: Study, args) -> tuple[int, str | None]:
 def _card(args) -> ModelCard | None:
     """The built-in model's card (None for --model-file, known once it is loaded), with
     --labels/--preprocess checked against the way the model was chosen."""
+    _check_file_options(args)
+    if args.model_file is None:
+        return card(args.model)
+    if getattr(args, "runtime", None) is not None:
+        raise BadInput("--runtime goes with --model (a file runs on its own runtime)")
+    return None
+
+
+def _check_file_options(args) -> None:
+    """--labels and --preprocess go with --model-file only, which needs --labels."""
     if args.model_file is None:
         for flag, value in (("--labels", args.labels), ("--preprocess", args.preprocess)):
             if value is not None:
                 raise BadInput(f"{flag} goes with --model-file (a built-in model has its own)")
-        return card(args.model)
-    if args.labels is None:
+    elif args.labels is None:
         raise BadInput(f"--model-file {args.model_file}: give its --labels (comma-separated, "
                        "in the order of its outputs)")
-    if getattr(args, "runtime", None) is not None:
-        raise BadInput("--runtime goes with --model (a file runs on its own runtime)")
-    return None
 
 
 def _classifier(args, method: str | None = None):
@@ -371,13 +382,14 @@ def _metadata(args, c: ModelCard) -> dict[str, str] | None:
 
     if args.meta is None:
         return None
-    if c.metadata is None:
-        raise BadInput(f"--meta: {c.id} takes no metadata")
     try:
-        answers = parse(args.meta)
-        c.metadata.answers(answers)
+        answers = parse(args.meta)  # its errors name --meta already
     except MetadataError as exc:
         raise BadInput(str(exc)) from None
+    try:
+        c.check_metadata(answers)
+    except ModelError as exc:
+        raise BadInput(f"--meta: {exc}") from None
     return answers
 
 
@@ -503,20 +515,13 @@ def _add_models(parser: argparse.ArgumentParser) -> None:
                         help="built-in models to compare (2 to 4 with --model-file)")
     parser.add_argument("--model-file", type=Path, metavar="PATH",
                         help="also compare your own .keras or .onnx model (needs --labels)")
-    parser.add_argument("--labels", metavar="A,B,...",
-                        help="--model-file's labels, in the order of its outputs")
-    parser.add_argument("--preprocess", metavar="KEY=VALUE,...",
-                        help="--model-file's input, as for predict")
-    parser.add_argument("--meta", metavar="KEY=VALUE,...",
-                        help="metadata for the models with a metadata input, e.g. "
-                             "sex=female,location=trunk,age=60 (default: unknown)")
+    _add_model_file_options(parser)
 
 
 def _compared_cards(args) -> list[ModelCard]:
     """The built-in cards of --models, with the count (2 to 4 with --model-file), the
     file's options, --target and --meta checked before anything is loaded."""
     from core.compare import MAX_MODELS, MIN_MODELS
-    from core.metadata import MetadataError, parse
 
     ids = [i.strip() for i in args.models.split(",") if i.strip()]
     given = ids + ([str(args.model_file)] if args.model_file is not None else [])
@@ -527,14 +532,8 @@ def _compared_cards(args) -> list[ModelCard]:
     if twice:
         raise BadInput(f"--models: {twice[0]} is given twice")
     chosen = [card(i) for i in ids]
-    if args.model_file is None:
-        for flag, value in (("--labels", args.labels), ("--preprocess", args.preprocess)):
-            if value is not None:
-                raise BadInput(f"{flag} goes with --model-file (a built-in model has its own)")
-    elif args.labels is None:
-        raise BadInput(f"--model-file {args.model_file}: give its --labels (comma-separated, "
-                       "in the order of its outputs)")
-    elif not args.model_file.is_file():
+    _check_file_options(args)
+    if args.model_file is not None and not args.model_file.is_file():
         raise BadInput(f"--model-file {args.model_file}: no such file")
     # A file's labels are known once it is loaded; the built-ins' now.
     if (args.target is not None and args.model_file is None
@@ -544,11 +543,8 @@ def _compared_cards(args) -> list[ModelCard]:
         takers = [c for c in chosen if c.metadata is not None]
         if not takers:
             raise BadInput(f"--meta: none of {', '.join(ids)} takes metadata")
-        try:
-            for c in takers:
-                c.metadata.answers(parse(args.meta))
-        except MetadataError as exc:
-            raise BadInput(str(exc)) from None
+        for c in takers:
+            _metadata(args, c)
     return chosen
 
 

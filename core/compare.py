@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from core.explain.base import ExplainError, Progress
+from core.explain.base import ExplainError, Progress, report
 from core.explain.metrics import spearman
 from core.model_input import ModelInput
 from core.models import Classifier, ModelCard, ModelError, Prediction
@@ -237,11 +237,6 @@ def pair(a: ModelResult, b: ModelResult) -> Pair:
                 verdict(a, b))
 
 
-def _report(progress: Progress | None, done: float, text: str) -> None:
-    if progress is not None:
-        progress(min(max(done, 0.0), 1.0), text)
-
-
 def examine(classifier: Classifier, study: Study, method: str, target: str | None = None,
             frame: int | None = None, plane: str | None = None,
             metadata: dict[str, Any] | None = None,
@@ -260,7 +255,7 @@ def examine(classifier: Classifier, study: Study, method: str, target: str | Non
     # Metadata goes only to a model that takes it; the others would refuse it.
     model_input = c.prepare(study, frame=index, plane=plane,
                             metadata=metadata if c.metadata is not None else None)
-    _report(progress, 0.05, f"{c.id}: predicting")
+    report(progress, 0.05, f"{c.id}: predicting")
     prediction = classifier.predict(model_input)
     forward = classifier.forward_seconds(model_input.batch)
     notes: list[str] = []
@@ -270,17 +265,17 @@ def examine(classifier: Classifier, study: Study, method: str, target: str | Non
         target = None
     explanation, explained_on = None, None
     try:
-        _report(progress, 0.1, f"{c.id}: getting the model to explain with")
+        report(progress, 0.1, f"{c.id}: getting the model to explain with")
         explainer = explainable(classifier, method)
         explained_on = explainer.runtime
         explanation = explain_input(
             explainer, model_input, method, target,
             progress=None if progress is None else
-            (lambda done, text: _report(progress, 0.1 + 0.9 * done, f"{c.id}: {text}")),
+            (lambda done, text: report(progress, 0.1 + 0.9 * done, f"{c.id}: {text}")),
             **options)
     except (ExplainError, ModelError) as error:
         notes.append(f"{c.id}: no {method} map ({error}).")
-    _report(progress, 1.0, f"{c.id}: done")
+    report(progress, 1.0, f"{c.id}: done")
     return ModelResult(card=c, runtime=classifier.runtime, explained_on=explained_on,
                        model_input=model_input, prediction=prediction,
                        explanation=explanation, forward_seconds=forward,
@@ -331,7 +326,7 @@ def compare(classifiers: Sequence[Classifier | str], study: Study, method: str,
     share = 1.0 / len(classifiers)
     for i, chosen in enumerate(classifiers):
         def step(done: float, text: str, i: int = i) -> None:
-            _report(progress, (i + done) * share, text)
+            report(progress, (i + done) * share, text)
 
         if isinstance(chosen, str):
             step(0.0, f"{chosen}: loading")

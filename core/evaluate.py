@@ -35,8 +35,7 @@ from typing import Any
 import numpy as np
 
 from core.archive import SKIPPED_NAMES
-from core.metadata import MetadataError
-from core.models import Classifier, ModelCard
+from core.models import Classifier, ModelCard, ModelError
 from core.study import Study, StudyError, one_line, open_study
 
 # An evaluation set is many studies of one image each, not one series: more files than
@@ -560,15 +559,12 @@ class Evaluation:
 
 
 def check_metadata(card: ModelCard, metadata: dict[str, Any] | None) -> None:
-    """Metadata answers that fit the model (EvaluationError otherwise)."""
-    if card.metadata is None:
-        if metadata:
-            raise EvaluationError(f"{card.id} takes no metadata")
-        return
+    """Metadata answers that fit the model: EvaluationError otherwise, so that one model
+    that does not fit is reported while the others run (see `compare`)."""
     try:
-        card.metadata.answers(metadata)
-    except MetadataError as exc:
-        raise EvaluationError(f"{card.id}: {exc}") from None
+        card.check_metadata(metadata)
+    except ModelError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def _reason(exc: BaseException, name: str) -> str:

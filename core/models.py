@@ -115,14 +115,21 @@ class ModelCard:
                 metadata: dict[str, Any] | None = None) -> ModelInput:
         """One image of `study` as this model's input; with its metadata vector (the
         user's answers, 'unknown' where not given) when the model takes one."""
+        self.check_metadata(metadata)
         model_input = prepare(study, self.input_spec, frame=frame, window=window, plane=plane)
+        if self.metadata is None:
+            return model_input
+        return model_input.with_metadata(self.metadata.encode(metadata),
+                                         self.metadata.describe(metadata))
+
+    def check_metadata(self, metadata: dict[str, Any] | None) -> None:
+        """Answers that fit this model's metadata fields (none for a model without)."""
         if self.metadata is None:
             if metadata:
                 raise ModelError(f"{self.id} takes no metadata")
-            return model_input
+            return
         try:
-            return model_input.with_metadata(self.metadata.encode(metadata),
-                                             self.metadata.describe(metadata))
+            self.metadata.answers(metadata)
         except MetadataError as exc:
             raise ModelError(f"{self.id}: {exc}") from None
 

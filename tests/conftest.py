@@ -11,6 +11,25 @@ from core.models import card
 from core.samples import samples
 
 ROOT = Path(__file__).resolve().parent.parent
+APP = str(ROOT / "dashboard" / "app.py")
+# A cold TensorFlow import and model load take far longer than AppTest's default 3 s.
+APP_TIMEOUT = 180
+
+
+def app_page(view: str | None = None, session_state: dict | None = None):
+    """The app through AppTest, run once, then on `view` ("views/zoo.py") if given, with
+    `session_state` set before the first run; no exception on the way."""
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file(APP, default_timeout=APP_TIMEOUT)
+    for key, value in (session_state or {}).items():
+        at.session_state[key] = value
+    at.run()
+    assert not at.exception
+    if view is not None:
+        at.switch_page(view).run()
+        assert not at.exception
+    return at
 
 
 def dicom_file(name: str) -> Path:

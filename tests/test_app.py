@@ -5,19 +5,11 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from tests.conftest import ROOT
-
-APP = str(ROOT / "dashboard" / "app.py")
-# A cold TensorFlow import and model load take far longer than AppTest's default 3 s.
-TIMEOUT = 180
+from tests.conftest import app_page
 
 
 def explain_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("views/explain.py").run()
-    assert not at.exception
-    return at
+    return app_page("views/explain.py")
 
 
 def captions(at: AppTest) -> list[str]:
@@ -25,8 +17,7 @@ def captions(at: AppTest) -> list[str]:
 
 
 def test_home_says_what_it_is_and_is_not():
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    assert not at.exception
+    at = app_page()
     assert at.title[0].value == "MedLens"
     assert any("not for diagnosis" in w.value for w in at.warning)
     table = at.dataframe[0].value

@@ -17,9 +17,8 @@ from streamlit.testing.v1 import AppTest
 from core.cli import main
 from core.compare import CompareError, agreement, shared_labels, top_region
 from core.models import card
-from tests.conftest import ROOT
+from tests.conftest import app_page
 
-APP = str(ROOT / "dashboard" / "app.py")
 TUMOUR = "braintumor-xception,braintumor-vgg16"
 
 
@@ -192,10 +191,7 @@ def image_captions(at: AppTest) -> list[str]:
 
 
 def test_page_compares_the_tumour_models_side_by_side(brain_samples):
-    at = AppTest.from_file(APP, default_timeout=180)
-    at.run()
-    at.switch_page("views/compare.py").run()
-    assert not at.exception
+    at = app_page("views/compare.py")
     assert at.title[0].value == "Compare"
     assert at.caption[0].value == "Research and teaching; not for diagnosis."
     assert at.multiselect(key="compare_models").value == TUMOUR.split(",")

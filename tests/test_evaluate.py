@@ -16,10 +16,8 @@ from streamlit.testing.v1 import AppTest
 from core import evaluate as ev
 from core.cli import main
 from core.models import card
-from tests.conftest import ROOT
+from tests.conftest import app_page
 
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT = 180
 WAIT_MS = 120_000  # the browser test's waits for a fresh server's first model run
 BRAIN_LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
 # braintumor-xception on its 17 samples, measured (`medlens evaluate --model
@@ -270,11 +268,7 @@ def test_cli_bad_input_exits_2_with_one_line(args, expected, exported, tmp_path,
 # -- the page ---------------------------------------------------------------------------
 
 def evaluate_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("views/evaluate.py").run()
-    assert not at.exception
-    return at
+    return app_page("views/evaluate.py")
 
 
 def test_page_on_samples_with_a_cell_and_its_maps():

@@ -16,22 +16,16 @@ from core import viewer
 from core.models import card
 from core.study import open_study
 from core.windows import Window
-from tests.conftest import ROOT, dicom_file
+from tests.conftest import app_page, dicom_file
 from tests.series import write_series
 
-APP = str(ROOT / "dashboard" / "app.py")
-# Explain imports TensorFlow and loads a model on its first run.
-TIMEOUT = 180
 CT = "693_UNCR.dcm"
 
 
 # -- helpers ------------------------------------------------------------------------------
 
 def viewer_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.run()
-    at.switch_page("views/viewer.py").run()
-    assert not at.exception
+    at = app_page("views/viewer.py")
     assert at.title[0].value == "Viewer"
     return at
 

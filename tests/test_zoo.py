@@ -15,10 +15,7 @@ from core import models
 from core.architecture import architecture, card_facts, keras_architecture
 from core.cli import main
 from tests import trained
-from tests.conftest import ROOT
-
-APP = str(ROOT / "dashboard" / "app.py")
-TIMEOUT = 180  # a cold TensorFlow import and model load
+from tests.conftest import app_page
 
 
 @pytest.fixture(scope="module")
@@ -227,10 +224,7 @@ def test_cli_models_show_a_model_file(capsys, shapes_file):
 # -- the page -----------------------------------------------------------------------------
 
 def zoo_page() -> AppTest:
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT).run()
-    at.switch_page("views/zoo.py").run()
-    assert not at.exception
-    return at
+    return app_page("views/zoo.py")
 
 
 def test_zoo_page_shows_every_card_and_a_table_on_demand():
@@ -258,11 +252,7 @@ def test_an_upload_gets_its_card(shapes_file):
 
     upload = load_user_model(shapes_file.read_bytes(), list(trained.SHAPES),
                              "scale=unit", name="shapes.keras")
-    at = AppTest.from_file(APP, default_timeout=TIMEOUT)
-    at.session_state["user_models"] = {upload.card.id: upload}
-    at.run()
-    at.switch_page("views/zoo.py").run()
-    assert not at.exception
+    at = app_page("views/zoo.py", session_state={"user_models": {upload.card.id: upload}})
     assert [s.value for s in at.subheader][-1] == "shapes.keras"
     assert any(c.value == f"`{upload.card.id}` · uploaded: in this session only"
                for c in at.caption)
