@@ -177,5 +177,7 @@ def agreement(ids: list[str], pairs: list[dict]) -> go.Figure:
             texttemplate="%{text}", hovertemplate="%{y} vs %{x}: %{z:.3f}<extra></extra>",
             colorbar={"x": 0.41 if col == 1 else 1.0, "len": 0.9}), row=1, col=col)
     figure.update_yaxes(autorange="reversed")
+    # The rows are the same models in both: the second's names ran into the first's colorbar.
+    figure.update_yaxes(showticklabels=False, row=1, col=2)
     figure.update_layout(height=140 + 60 * len(ids), margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return figure
