@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pydicom
 
-from core.study import StudyError, open_study
+from core.studies import StudyError, open_study
 
 
 def files() -> list[tuple[str, Path]]:

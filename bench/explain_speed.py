@@ -51,11 +51,12 @@ import numpy as np  # noqa: E402
 
 from core import models  # noqa: E402
 from core.explain import METHODS, explain  # noqa: E402
-from core.explain.base import forward_function, resolve_layer  # noqa: E402
+from core.explain.backend.graph import resolve_layer  # noqa: E402
 from core.explain.costs import COSTS_FILE  # noqa: E402
-from core.model_input import prepare  # noqa: E402
-from core.samples import samples  # noqa: E402
-from core.study import open_study  # noqa: E402
+from core.models.inputs import prepare  # noqa: E402
+from core.models.runtime.keras import forward_function  # noqa: E402
+from core.models.samples import samples  # noqa: E402
+from core.studies import open_study  # noqa: E402
 
 MODEL = "braintumor-xception"
 SAMPLE = "Te-gl_0010.jpg"

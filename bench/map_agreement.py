@@ -33,8 +33,8 @@ if str(ROOT) not in sys.path:
 from core import models  # noqa: E402
 from core.compare import combine, examine  # noqa: E402
 from core.explain import METHODS  # noqa: E402
-from core.samples import samples  # noqa: E402
-from core.study import open_study  # noqa: E402
+from core.models.samples import samples  # noqa: E402
+from core.studies import open_study  # noqa: E402
 
 PAIR = ("braintumor-xception", "braintumor-vgg16")
 # Two independent regions of 20% each: |A ∩ B| = 0.04, |A ∪ B| = 0.36 of the pixels.

@@ -33,7 +33,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from core.study import Study, open_study  # noqa: E402
+from core.studies import Study, open_study  # noqa: E402
 from tests.conftest import dicom_file  # noqa: E402
 from tests.series import write_series  # noqa: E402
 

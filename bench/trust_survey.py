@@ -28,9 +28,9 @@ if str(ROOT) not in sys.path:
 from core import models  # noqa: E402
 from core.explain import black, explain  # noqa: E402
 from core.explain.metrics import faithfulness, sanity_check  # noqa: E402
-from core.model_input import prepare  # noqa: E402
-from core.samples import samples  # noqa: E402
-from core.study import open_study  # noqa: E402
+from core.models.inputs import prepare  # noqa: E402
+from core.models.samples import samples  # noqa: E402
+from core.studies import open_study  # noqa: E402
 
 MODEL = "braintumor-xception"
 

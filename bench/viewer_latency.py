@@ -26,7 +26,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 
-from core.viewer import EXAMPLES  # noqa: E402
+from core.studies.viewing import EXAMPLES  # noqa: E402
 from tests.browser import (  # noqa: E402
     choose_option,
     chromium,

@@ -27,7 +27,7 @@ from typing import Any, NoReturn
 import numpy as np
 
 from core.models import ModelCard, ModelError, card, cards
-from core.study import PLANES, Study, StudyError, Window, open_study
+from core.studies import PLANES, Study, StudyError, Window, open_study
 
 # The names of core.explain.METHODS, spelled out so `medlens` starts without TensorFlow.
 EXPLAIN_METHODS = (
@@ -258,7 +258,7 @@ def models_list(args) -> int:
 
 
 def models_show(args) -> int:
-    from core.architecture import card_facts
+    from core.models.architecture import card_facts
 
     if (args.id is None) == (args.model_file is None):
         raise BadInput("models show: give a model ID or --model-file PATH (one of them)")
@@ -270,7 +270,7 @@ def models_show(args) -> int:
         check_runtime(c, args.runtime)
     table = None
     if args.layers or c is None:  # a file's card is known once it is loaded
-        from core.architecture import architecture
+        from core.models.architecture import architecture
 
         classifier = _classifier(args)
         c, table = classifier.card, architecture(classifier) if args.layers else None
@@ -289,7 +289,7 @@ def models_show(args) -> int:
 
 
 def samples_export(args) -> int:
-    from core.samples import samples
+    from core.models.samples import samples
 
     out: Path = args.dir
     if out.exists() and not out.is_dir():
@@ -365,7 +365,7 @@ def _classifier(args, method: str | None = None):
     from core import models
 
     if args.model_file is not None:
-        from core.user_models import load_user_model
+        from core.models.user import load_user_model
 
         return load_user_model(args.model_file, args.labels, args.preprocess)
     runtime = getattr(args, "runtime", None)
@@ -378,7 +378,7 @@ def _classifier(args, method: str | None = None):
 
 def _metadata(args, c: ModelCard) -> dict[str, str] | None:
     """--meta answers, checked against the model's metadata fields."""
-    from core.metadata import MetadataError, parse
+    from core.models.metadata import MetadataError, parse
 
     if args.meta is None:
         return None
@@ -430,7 +430,7 @@ def explain_cmd(args) -> int:
 
     from core.explain import black, explain_input, find_method
     from core.explain import metrics as trust
-    from core.overlay import COLORMAPS, overlay
+    from core.explain.overlay import COLORMAPS, overlay
 
     c = _card(args)
     if args.colormap not in COLORMAPS:
@@ -551,14 +551,14 @@ def _compared_cards(args) -> list[ModelCard]:
 def compare_cmd(args) -> int:
     from core import models
     from core.compare import compare
-    from core.metadata import parse
+    from core.models.metadata import parse
 
     chosen = _compared_cards(args)
     study = _read(args.path)
     frame, plane = _index(study, args)
     classifiers = [models.load(c.id) for c in chosen]
     if args.model_file is not None:
-        from core.user_models import load_user_model
+        from core.models.user import load_user_model
 
         classifiers.append(load_user_model(args.model_file, args.labels, args.preprocess))
     meta = None if args.meta is None else parse(args.meta)

@@ -1,18 +1,10 @@
 """Several models on one study, side by side: what each saw, said and looked at, and how
 far their maps agree.
 
-Agreement between two maps is measured at the study's resolution (each `Explanation.map`
-is already resized there, whatever the model's input size was), two ways:
-
-- **IoU of the top-20% regions**: each map's region is its pixels at or above its own
-  80th percentile; the score is |A ∩ B| / |A ∪ B|. Ties at the threshold are kept in
-  (a plateau can make the region larger than 20%), except a plateau at the map's
-  minimum: when at least 80% of the pixels share the lowest value (ReLU zeros in a
-  sparse Grad-CAM), the region is the pixels above it, which may be smaller than 20%,
-  because the floor is not the "top" of anything. A constant map (an empty one
-  included) has no top region: its IoU is 0.0 and it is flagged as constant.
-- **Spearman's rank correlation** over all pixels, ties given their mean rank
-  (`core.explain.metrics.spearman`): 0.0 for a constant map, flagged the same way.
+Agreement between two maps is measured at the study's resolution (each
+`Explanation.map` is already resized there, whatever the model's input size was): the
+IoU of their top-20% regions and Spearman's rank correlation
+(`core.explain.metrics.agreement`).
 
 Maps made for different classes (each model explaining its own prediction) can be
 compared, but then measure where the models look, not whether they agree on one class:
@@ -27,59 +19,20 @@ from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
 
-import numpy as np
+from core.explain.api import explain_input, explainable
+from core.explain.method import ExplainError
+from core.explain.metrics.agreement import agreement
+from core.explain.registry import find_method
+from core.models import Classifier, ModelCard, ModelError, Prediction, card, load
+from core.models.inputs import ModelInput
+from core.progress import Progress, report
+from core.studies import Study
 
-from core.explain.base import ExplainError, Progress, report
-from core.explain.metrics import spearman
-from core.model_input import ModelInput
-from core.models import Classifier, ModelCard, ModelError, Prediction
-from core.study import Study
-
-TOP_FRACTION = 0.2  # the "top 20%" of a map: pixels at or above its 80th percentile
 MIN_MODELS, MAX_MODELS = 2, 4
 
 
-class CompareError(ValueError):
+class CompareError(ExplainError):
     """A comparison that cannot be made as asked. One line."""
-
-
-# -- agreement between two maps ---------------------------------------------------------
-
-def constant(values: np.ndarray) -> bool:
-    """True for a map with one value everywhere (an empty map included): it has no order
-    and no top region."""
-    values = np.asarray(values)
-    return values.size == 0 or bool(values.max() == values.min())
-
-
-def top_region(values: np.ndarray, fraction: float = TOP_FRACTION) -> np.ndarray:
-    """The map's top `fraction` as a boolean mask: pixels at or above its (1 - fraction)
-    quantile; a plateau at the minimum is left out, and a constant map has none (see the
-    module's docstring)."""
-    values = np.asarray(values, dtype=np.float64)
-    if constant(values):
-        return np.zeros(values.shape, dtype=bool)
-    threshold = np.quantile(values, 1.0 - fraction)
-    if threshold <= values.min():
-        return values > values.min()
-    return values >= threshold
-
-
-def agreement(map_a: np.ndarray, map_b: np.ndarray) -> dict[str, Any]:
-    """{"iou_top20", "spearman", "constant": [a is constant, b is constant]} of two maps
-    of one study image (the same shape: both at the study's resolution)."""
-    a, b = np.asarray(map_a, dtype=np.float64), np.asarray(map_b, dtype=np.float64)
-    if a.shape != b.shape:
-        raise CompareError(f"maps of different shapes {a.shape} and {b.shape}: compare "
-                           "them at the study's resolution")
-    flags = [constant(a), constant(b)]
-    if any(flags):
-        # Neither measure is defined for a map with no order: 0, flagged, never NaN.
-        return {"iou_top20": 0.0, "spearman": 0.0, "constant": flags}
-    top_a, top_b = top_region(a), top_region(b)
-    union = np.logical_or(top_a, top_b).sum()
-    iou = float(np.logical_and(top_a, top_b).sum() / union) if union else 0.0
-    return {"iou_top20": iou, "spearman": spearman(a, b), "constant": flags}
 
 
 # -- which labels can be compared ---------------------------------------------------------
@@ -248,8 +201,6 @@ def examine(classifier: Classifier, study: Study, method: str, target: str | Non
     Keras port where the model has one (`core.explain.explainable`). A method the model
     cannot be explained with leaves the map None and says why in `notes`. `options` are
     the method's own (e.g. patch=0.25 for occlusion)."""
-    from core.explain import explain_input, explainable
-
     c = classifier.card
     index = study.default_index(plane) if frame is None else frame
     # Metadata goes only to a model that takes it; the others would refuse it.
@@ -313,13 +264,10 @@ def compare(classifiers: Sequence[Classifier | str], study: Study, method: str,
     side (see `examine` for each model and `combine` for the pairs). `frame` None is the
     study's default image in `plane`; `metadata` goes to the models that take it;
     `options` to the method."""
-    from core import models
-    from core.explain import find_method
-
     check_count(len(classifiers))
     find_method(method).resolve(dict(options))  # bad method or options: before loading
     if target is not None:
-        cards = [c.card if isinstance(c, Classifier) else models.card(c) for c in classifiers]
+        cards = [c.card if isinstance(c, Classifier) else card(c) for c in classifiers]
         if all(target not in c.labels for c in cards):
             raise CompareError(f"target '{target}' is not a label of any chosen model")
     results = []
@@ -331,7 +279,7 @@ def compare(classifiers: Sequence[Classifier | str], study: Study, method: str,
         if isinstance(chosen, str):
             step(0.0, f"{chosen}: loading")
             started = time.perf_counter()
-            chosen = models.load(chosen)
+            chosen = load(chosen)
             step(0.0, f"{chosen.card.id}: loaded in {time.perf_counter() - started:.1f} s")
         results.append(examine(chosen, study, method, target, frame, plane, metadata,
                                progress=step, **options))

@@ -12,10 +12,10 @@ import streamlit as st
 
 from core import models
 from core.explain import explainable
-from core.metadata import UNKNOWN
-from core.model_input import RESIZES, SCALES
 from core.models import Classifier, ModelCard, ModelError
-from core.user_models import PREPROCESS_DEFAULTS, PREPROCESS_KEYS, load_user_model
+from core.models.inputs import RESIZES, SCALES
+from core.models.metadata import UNKNOWN
+from core.models.user import PREPROCESS_DEFAULTS, PREPROCESS_KEYS, load_user_model
 
 KEY = "user_models"  # session state: id -> Classifier
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.study import Study
+from core.studies import Study
 
 
 def which_image(study: Study, key: str, plane: str | None = None,

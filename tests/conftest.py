@@ -8,7 +8,7 @@ import pytest
 from pydicom.data import get_testdata_file
 
 from core.models import card
-from core.samples import samples
+from core.models.samples import samples
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = str(ROOT / "dashboard" / "app.py")
@@ -71,8 +71,8 @@ def xception():
 @pytest.fixture(scope="session")
 def glioma_input(xception, brain_samples):
     """Te-gl_0010.jpg prepared for it (a ModelInput); the model says glioma, p = 0.89."""
-    from core.model_input import prepare
-    from core.study import open_study
+    from core.models.inputs import prepare
+    from core.studies import open_study
 
     sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
     return prepare(open_study(sample.path), xception.card.input_spec)

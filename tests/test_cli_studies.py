@@ -23,8 +23,8 @@ from PIL import Image
 from pydicom.pixels import apply_modality_lut
 
 from core.cli import main
-from core.study import open_study
-from core.windows import Window, apply_window
+from core.studies import open_study
+from core.studies.windows import Window, apply_window
 from tests.conftest import ROOT, dicom_file
 from tests.series import stored_slices, write_series
 
@@ -491,7 +491,7 @@ def test_files_that_must_work(capsys, ct_small, tmp_path, brain_samples):
 
 def test_predict_on_a_reformat_is_the_model_on_that_image(capsys, series):
     from core import models
-    from core.model_input import prepare
+    from core.models.inputs import prepare
 
     code, out, err = cli(capsys, "predict", "--model", "braintumor-vgg16", series,
                          "--plane", "sagittal", "--slice", "40", "--json")
@@ -519,7 +519,7 @@ def test_predict_refuses_a_bad_image_choice_before_loading(capsys, ct_small, arg
 
 
 def test_explain_overlay_is_on_the_viewer_image_of_the_plane(series, tmp_path):
-    from core.overlay import overlay
+    from core.explain.overlay import overlay
 
     run = subprocess.run([MEDLENS, "explain", "--model", "braintumor-xception", "--method",
                           "gradcam", str(series), "--plane", "coronal", "--slice", "70",

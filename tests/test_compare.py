@@ -15,7 +15,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core.cli import main
-from core.compare import CompareError, agreement, shared_labels, top_region
+from core.compare import shared_labels
+from core.explain import ExplainError
+from core.explain.metrics.agreement import agreement, top_region
 from core.models import card
 from tests.conftest import app_page
 
@@ -82,7 +84,7 @@ def test_ties_plateau_at_minimum_is_not_a_top_region():
 
 
 def test_maps_of_different_shapes_are_refused():
-    with pytest.raises(CompareError, match="study's resolution"):
+    with pytest.raises(ExplainError, match="study's resolution"):
         agreement(np.random.default_rng(2).random((150, 150)),
                   np.random.default_rng(3).random((240, 240)))
 

@@ -152,7 +152,7 @@ def test_models_compared_and_a_misfit_reported(xception):
     from core import models
 
     pneumonia = models.load("pneumonia-xception")
-    result = ev.compare([xception, pneumonia], ev.from_samples(xception.card))
+    result = ev.evaluate_models([xception, pneumonia], ev.from_samples(xception.card))
     assert list(result.evaluations) == ["braintumor-xception"]
     assert "'glioma', 'meningioma', 'notumor', 'pituitary' are not among " \
            "pneumonia-xception's labels (NORMAL, PNEUMONIA)" in result.errors["pneumonia-xception"]

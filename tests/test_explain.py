@@ -7,9 +7,9 @@ import pytest
 
 from core import models
 from core.explain import METHODS, ExplainError, attribute, explain, explain_input, spatial_layers
-from core.explain.base import normalise, resize_maps
-from core.model_input import prepare
-from core.study import open_study
+from core.explain.maps import normalise, resize_maps
+from core.models.inputs import prepare
+from core.studies import open_study
 
 
 def test_last_layer_is_found_inside_the_nested_backbone(xception):
@@ -113,7 +113,7 @@ def test_bad_requests(xception, glioma_input):
 
 
 def glioma_input_path():
-    from core.samples import samples
+    from core.models.samples import samples
 
     return samples(models.card("braintumor-vgg16"))[0].path
 

@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from core.explain import METHODS, attribute, explain
-from core.explain.base import normalise, resize_maps
+from core.explain.maps import normalise, resize_maps
 from tests import trained
 
 pytestmark = pytest.mark.filterwarnings("ignore")  # tf-keras-vis warns on every call
@@ -156,9 +156,9 @@ def vgg16():
     """braintumor-vgg16 on its Keras runtime, and three real MRI slices (glioma,
     meningioma, pituitary), with the predicted classes."""
     from core import models
-    from core.model_input import prepare
-    from core.samples import samples
-    from core.study import open_study
+    from core.models.inputs import prepare
+    from core.models.samples import samples
+    from core.studies import open_study
 
     try:
         classifier = models.load("braintumor-vgg16", runtime="keras")

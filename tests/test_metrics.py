@@ -16,8 +16,8 @@ from core.explain.metrics import (
     sanity_check,
     spearman,
 )
-from core.model_input import prepare
-from core.study import open_study
+from core.models.inputs import prepare
+from core.studies import open_study
 
 
 def brain_input(classifier, brain_samples, name: str) -> np.ndarray:

@@ -248,8 +248,8 @@ def onnx_classifier():
 
 
 def test_an_onnx_model_runs_the_forward_only_methods(onnx_classifier, brain_samples):
-    from core.model_input import prepare
-    from core.study import open_study
+    from core.models.inputs import prepare
+    from core.studies import open_study
 
     assert onnx_classifier.keras_model is None
     sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")

@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 
 from core import models
-from core.model_input import prepare
 from core.models import ModelError, card, cards, model_file, sha256
-from core.samples import samples
-from core.study import open_study
+from core.models.inputs import prepare
+from core.models.samples import samples
+from core.studies import open_study
 
 # Correct predictions on the packages' own labelled samples, as measured
 # (`medlens predict --model ID` over `medlens samples export` output).

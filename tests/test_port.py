@@ -12,11 +12,11 @@ import onnx
 import pytest
 
 from core import models
-from core.model_input import prepare
 from core.models import Classifier, ModelError, card, model_file
-from core.ports import keras_from_onnx, onnx_layers
-from core.samples import samples
-from core.study import open_study
+from core.models.inputs import prepare
+from core.models.ports import keras_from_onnx, onnx_layers
+from core.models.samples import samples
+from core.studies import open_study
 
 MODEL = "braintumor-vgg16"
 MEDLENS = str(Path(sys.executable).parent / "medlens")

@@ -18,9 +18,9 @@ import pytest
 
 from core import models
 from core.explain import explain_input
-from core.metadata import MetadataError
 from core.models import ModelError, card, package_path
-from core.study import open_study
+from core.models.metadata import MetadataError
+from core.studies import open_study
 from tests.test_cli import medlens
 
 SKIN = "skinlesion-xception"
@@ -106,7 +106,7 @@ def test_image_is_made_as_the_package_makes_it(skin, mri, mri_path):
     path is compared by its effect on the probabilities."""
     import tensorflow as tf
 
-    from core.model_input import resize
+    from core.models.inputs import resize
 
     decoded = tf.image.decode_jpeg(tf.io.read_file(str(mri_path)), channels=3)
     theirs = tf.image.resize(decoded, (254, 254)).numpy()

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 from pydicom.pixels import apply_modality_lut, apply_voi_lut
 
-from core.study import IDENTIFYING_KEYWORDS, StudyError, Window, apply_window, open_study
+from core.studies import IDENTIFYING_KEYWORDS, StudyError, Window, apply_window, open_study
 from tests.conftest import ROOT, dicom_file
 
 
@@ -170,7 +170,7 @@ def test_input_bytes_are_not_altered(ct_small):
 
 def test_reading_a_study_does_not_import_tensorflow(ct_small):
     code = (
-        "import sys; from core.study import open_study; from core.model_input import prepare;"
+        "import sys; from core.studies import open_study; from core.models.inputs import prepare;"
         "from core.models import card; s = open_study(sys.argv[1]);"
         "prepare(s, card('braintumor-xception').input_spec);"
         "print('tensorflow' in sys.modules, 'keras' in sys.modules)"

@@ -14,8 +14,8 @@ import pytest
 from core import models
 from core.explain import explain_input
 from core.models import ModelError, card, model_file
-from core.study import open_study
-from core.user_models import UNSAFE_SETTING, load_user_model
+from core.models.user import UNSAFE_SETTING, load_user_model
+from core.studies import open_study
 from tests.test_cli import medlens
 
 XCEPTION_PREP = "scale=xception,resize=nearest"

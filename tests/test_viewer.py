@@ -1,4 +1,4 @@
-"""The Viewer page (AppTest, real files) and what it computes (core.viewer)."""
+"""The Viewer page (AppTest, real files) and what it computes (core.studies.viewing)."""
 
 from __future__ import annotations
 
@@ -12,10 +12,10 @@ import pytest
 from PIL import Image
 from streamlit.testing.v1 import AppTest
 
-from core import viewer
 from core.models import card
-from core.study import open_study
-from core.windows import Window
+from core.studies import open_study
+from core.studies import viewing as viewer
+from core.studies.windows import Window
 from tests.conftest import app_page, dicom_file
 from tests.series import write_series
 
@@ -267,7 +267,7 @@ def test_send_a_volume_slice_to_explain(tmp_path):
         m.value for m in at.markdown)
 
 
-# -- core.viewer --------------------------------------------------------------------------
+# -- core.studies.viewing --------------------------------------------------------------------------
 
 def test_picture_is_the_display_image_with_a_true_scale_bar():
     study = open_study(dicom_file(CT), name=CT)

@@ -13,7 +13,7 @@ import pydicom
 import pytest
 from pydicom.data import get_testdata_file
 
-from core.study import StudyError, open_files, open_study
+from core.studies import StudyError, open_files, open_study
 from tests.conftest import dicom_file
 from tests.series import SOURCE, stored_slices, write_series
 
@@ -261,8 +261,8 @@ def test_an_undecodable_file_does_not_hide_a_good_one():
 
 
 def test_model_input_from_a_reformat_records_plane_slice_and_aspect(axial):
-    from core.model_input import prepare
     from core.models import card
+    from core.models.inputs import prepare
 
     study = open_study(axial)
     made = prepare(study, card("braintumor-vgg16").input_spec, frame=64, plane="coronal")

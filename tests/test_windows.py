@@ -7,8 +7,8 @@ import pydicom
 import pytest
 from pydicom.pixels import apply_modality_lut, apply_voi, apply_voi_lut
 
-from core.study import open_study
-from core.windows import CT_PRESETS, Window, apply_window
+from core.studies import open_study
+from core.studies.windows import CT_PRESETS, Window, apply_window
 from tests.conftest import dicom_file
 
 REQUIRED_CT_PRESETS = ("brain", "subdural", "stroke", "lung", "mediastinum", "liver", "bone")

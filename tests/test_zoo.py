@@ -12,8 +12,8 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from core import models
-from core.architecture import architecture, card_facts, keras_architecture
 from core.cli import main
+from core.models.architecture import architecture, card_facts, keras_architecture
 from tests import trained
 from tests.conftest import app_page
 
@@ -131,7 +131,7 @@ def tiny_onnx(path: Path) -> int:
 
 
 def test_uploaded_onnx_table_while_its_file_exists(tmp_path):
-    from core.user_models import load_user_model
+    from core.models.user import load_user_model
 
     path = tmp_path / "tiny.onnx"
     weights = tiny_onnx(path)
@@ -248,7 +248,7 @@ def test_zoo_page_shows_every_card_and_a_table_on_demand():
 
 
 def test_an_upload_gets_its_card(shapes_file):
-    from core.user_models import load_user_model
+    from core.models.user import load_user_model
 
     upload = load_user_model(shapes_file.read_bytes(), list(trained.SHAPES),
                              "scale=unit", name="shapes.keras")

@@ -33,7 +33,7 @@ CONVS = ("conv1", "conv2", "conv3")  # conv3 (8x8x32) is the last spatial layer
 def backgrounds() -> tuple[np.ndarray, ...]:
     """The 33 real sample images, grey, in [0, 1], shrunk so a crop shows anatomy."""
     from core.models import card
-    from core.samples import samples
+    from core.models.samples import samples
 
     out = []
     for model_id in ("braintumor-xception", "pneumonia-xception"):

@@ -1,186 +1,35 @@
 """Explanations: which parts of the image drove the model's score for a class.
 
-`explain(model, x, method, target, layer, **options)` is the one entry point; each
-method lives in its own module, and what they share lives in `core.explain.base`.
-Trust measures (deletion/insertion, the randomisation sanity check, localisation) are in
-`core.explain.metrics`.
+`explain(model, x, method, target, layer, **options)` is the one entry point
+(`core.explain.api`); `METHODS` names every method (`registry`). The layout:
+
+- `method`: Method, Option (options as data), Attribution, ExplainError;
+- `targets`: what is explained, as objects (a class, the predicted class);
+- `backend/`: a Keras model by layer path and as class scores with compiled gradients;
+- `methods/`: one module per method, by family: `cam/`, `gradient/`, `perturbation/`;
+- `maps`: normalising and resizing maps; `overlay`: a map drawn on the study;
+- `metrics/`: faithfulness (deletion/insertion), sanity (cascading randomisation),
+  localisation (pointing game, IoU), agreement (between two maps);
+- `costs`: what each method costs, as a multiple of one forward pass.
 """
 
-from __future__ import annotations
-
-import time
-from dataclasses import dataclass, field
-from typing import Any
-
-import numpy as np
-
-from core.explain.base import (
-    PREDICTED,
-    Attribution,
-    ExplainError,
-    ForwardModel,
-    Method,
-    Option,
-    Progress,
-    ScoreModel,
-    as_score_model,
-    last_spatial_layer,
-    normalise,
-    resize_maps,
-    resolve_layer,
-    spatial_layers,
+from core.explain.api import (
+    Explanation,
+    attribute,
+    black,
+    explain,
+    explain_input,
+    explainable,
 )
-from core.explain.grad_cam import GradCAM
-from core.explain.grad_cam_plusplus import GradCAMPlusPlus
-from core.explain.guided_backprop import GuidedBackprop
-from core.explain.guided_grad_cam import GuidedGradCAM
-from core.explain.hires_cam import HiResCAM
-from core.explain.integrated_gradients import IntegratedGradients
-from core.explain.layer_cam import LayerCAM
-from core.explain.occlusion import Occlusion
-from core.explain.rise import RISE
-from core.explain.saliency import Saliency
-from core.explain.score_cam import ScoreCAM
-from core.explain.smoothgrad import SmoothGrad
-
-METHODS: dict[str, Method] = {
-    m.name: m for m in (
-        GradCAM(), GradCAMPlusPlus(), LayerCAM(), HiResCAM(), ScoreCAM(), Saliency(),
-        SmoothGrad(), IntegratedGradients(), GuidedBackprop(), GuidedGradCAM(), Occlusion(),
-        RISE(),
-    )
-}
-METHOD_TITLES = {name: m.title for name, m in METHODS.items()}
+from core.explain.backend.graph import last_spatial_layer, resolve_layer, spatial_layers
+from core.explain.backend.scores import ForwardModel, ScoreModel, as_score_model
+from core.explain.method import Attribution, ExplainError, Method, Option
+from core.explain.registry import METHOD_TITLES, METHODS, find_method
+from core.explain.targets import ClassTarget, PredictedClass
 
 __all__ = [
-    "METHODS", "METHOD_TITLES", "ExplainError", "Explanation", "Option", "attribute",
-    "explain", "explain_input", "find_method", "last_spatial_layer", "spatial_layers",
+    "METHODS", "METHOD_TITLES", "Attribution", "ClassTarget", "ExplainError", "Explanation",
+    "ForwardModel", "Method", "Option", "PredictedClass", "ScoreModel", "as_score_model",
+    "attribute", "black", "explain", "explain_input", "explainable", "find_method",
+    "last_spatial_layer", "resolve_layer", "spatial_layers",
 ]
-
-
-def find_method(name: str) -> Method:
-    if name not in METHODS:
-        raise ExplainError(f"unknown method '{name}' (known: {', '.join(METHODS)})")
-    return METHODS[name]
-
-
-def attribute(model, x, method_name: str = "gradcam", target=None, layer: str | None = None,
-              progress: Progress | None = None, **options) -> Attribution:
-    """`explain`, with what the method reports beside its maps (`Attribution.info`: the
-    layer, the targets, and e.g. Integrated Gradients' completeness error)."""
-    m = find_method(method_name)
-    scores = as_score_model(model)
-    if m.gradients and not scores.gradients:
-        raise ExplainError(f"{m.name} needs gradients, which this model does not give "
-                           "(onnxruntime): use occlusion or rise, or a Keras model")
-    if m.uses_layer and not isinstance(scores, ScoreModel):
-        raise ExplainError(f"{m.name} reads a layer: it needs a Keras model")
-    inputs = scores.inputs(x)
-    chosen = m.resolve(options)
-    if target is None:
-        target = PREDICTED  # found by the method, in its own pass where it can
-    target = np.broadcast_to(np.asarray(target), (len(inputs[0]),)).astype(np.int32)
-    if ((target < 0) & (target != PREDICTED)).any() or target.max() >= scores.n_classes:
-        raise ExplainError(
-            f"target class out of range (the model has {scores.n_classes} classes)")
-    path = resolve_layer(scores.model, layer) if m.uses_layer else None
-    result = m.attribute(scores, inputs, target, path, progress, **chosen)
-    _, height, width, _ = inputs[scores.image_input].shape
-    maps = normalise(resize_maps(result.maps, height, width))
-    info = {"method": m.name, "layer": path, "target": result.target.tolist(),
-            "options": chosen, **result.info}
-    return Attribution(maps, result.target, info)
-
-
-def explain(model, x, method: str = "gradcam", target=None, layer: str | None = None,
-            progress: Progress | None = None, **options) -> np.ndarray:
-    """Maps (N, h, w) float32 in [0, 1] at the model's input size.
-
-    `model` is a Keras model (functional, Sequential or with a nested backbone; several
-    inputs allowed, the image one is explained) or, for occlusion and RISE, an
-    onnxruntime session or a `ForwardModel`. `x` is a batch already preprocessed for it
-    (N, h, w, c), or a list of arrays for a model with several inputs. `target` is None
-    (the predicted class) or one class index per image; `layer` a layer path or name, or
-    None for the last spatial layer (found inside nested backbones too). `options` are
-    the method's own (see `METHODS[name].options` for names, defaults and meaning).
-    """
-    return attribute(model, x, method, target, layer, progress, **options).maps
-
-
-@dataclass(frozen=True)
-class Explanation:
-    """A map for one study image, at the study's resolution, and how it was made."""
-
-    method: str
-    label: str
-    layer: str | None
-    map: np.ndarray  # (rows, cols) float32 in [0, 1], at the study's resolution
-    seconds: float
-    target: int = 0  # the class index explained
-    input_map: np.ndarray | None = None  # (h, w) at the model input, for the metrics
-    info: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def empty(self) -> bool:
-        """True where nothing speaks for the class (e.g. ReLU left the whole map zero)."""
-        return not bool(self.map.max() > 0)
-
-
-def black(spec) -> float:
-    """Black (0 in the 8-bit picture) in the model's input units: the natural baseline
-    for perturbation methods and Integrated Gradients."""
-    from core.model_input import SCALES
-
-    return float(SCALES[spec.scale][1](np.float32(0.0)))
-
-
-def explain_input(classifier, model_input, method: str = "gradcam",
-                  target: str | None = None, layer: str | None = None,
-                  progress: Progress | None = None, **options) -> Explanation:
-    """Explain a classifier's score for `target` (a label; None: predicted) on one input.
-
-    Baselines default to black in the model's input units."""
-    c = classifier.card
-    m = find_method(method)
-    if m.gradients and classifier.keras_model is None:
-        raise ExplainError(
-            f"{c.id} runs on onnxruntime, which gives no gradients: {method} needs a Keras "
-            "model (use occlusion or rise)"
-        )
-    if target is not None and target not in c.labels:
-        raise ExplainError(f"unknown label '{target}' for {c.id} (labels: {', '.join(c.labels)})")
-    if "baseline" in m.options:
-        options.setdefault("baseline", black(c.input_spec))
-    x = model_input.batch
-    index = None if target is None else [c.labels.index(target)]
-    start = time.perf_counter()
-    result = attribute(classifier, x, method, index, layer, progress, **options)
-    seconds = time.perf_counter() - start
-    rows, cols = model_input.source_shape
-    study_map = normalise(resize_maps(result.maps, rows, cols))[0]
-    index = result.info["target"][0]
-    return Explanation(method=method, label=c.labels[index], layer=result.info["layer"],
-                       map=study_map, seconds=seconds, target=index,
-                       input_map=result.maps[0], info=result.info)
-
-
-def explainable(model, method: str, runtime: str | None = None):
-    """The classifier to explain `model` (a built-in id, or a loaded Classifier such as an
-    uploaded one) with `method`: on the runtime asked for, else on Keras where the method
-    needs gradients and the model has a Keras port."""
-    from core import models
-
-    if isinstance(model, models.Classifier):
-        if model.card.builtin:
-            model = model.card.id
-        elif runtime not in (None, model.runtime):
-            raise ExplainError(f"{model.card.id} runs on {model.runtime} only")
-        else:
-            return model
-    c = models.card(model)
-    if runtime is None and find_method(method).gradients and "keras" in c.runtimes:
-        runtime = "keras"
-    return models.load(c.id, runtime)
-
-
-__all__ += ["Attribution", "ForwardModel", "ScoreModel", "black", "explainable"]

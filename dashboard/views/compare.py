@@ -6,12 +6,12 @@ import streamlit as st
 
 from core.compare import MAX_MODELS, CompareError, combine, examine, shared_labels
 from core.explain import METHOD_TITLES, METHODS, ExplainError
+from core.explain.overlay import COLORMAPS, overlay
 from core.models import ModelError
-from core.overlay import COLORMAPS, overlay
-from core.recent import Recent
-from core.samples import samples
-from core.study import StudyError, open_study
+from core.models.samples import samples
+from core.studies import StudyError, open_study
 from dashboard import charts, session_models
+from dashboard.recent import Recent
 from dashboard.widgets import which_image
 
 DEFAULT_MODELS = ("braintumor-xception", "braintumor-vgg16")

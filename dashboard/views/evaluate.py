@@ -6,11 +6,11 @@ import streamlit as st
 
 from core import evaluate as ev
 from core.explain import ExplainError
+from core.explain.overlay import COLORMAPS, overlay
 from core.models import ModelError
-from core.overlay import COLORMAPS, overlay
-from core.recent import Recent
-from core.study import StudyError
+from core.studies import StudyError
 from dashboard import charts, session_models
+from dashboard.recent import Recent
 
 DEFAULT_MODEL = "braintumor-xception"
 SAMPLES, ZIP, FOLDER = "Built-in samples", "Upload a .zip", "Upload a folder"
@@ -78,7 +78,7 @@ if st.button("Evaluate", type="primary", icon=":material/fact_check:", disabled=
                 status.update(label=f"{len(labelled.images)} images in {labelled.name}",
                               state="complete")
             bar = st.progress(0.0, text="Evaluating…")
-            comparison = ev.compare(classifiers, labelled,
+            comparison = ev.evaluate_models(classifiers, labelled,
                                     progress=lambda done, text: bar.progress(done, text=text),
                                     metadata=answers, only_known_labels=only_known)
             bar.empty()

@@ -5,17 +5,18 @@ import hashlib
 
 import streamlit as st
 
-from core import models, viewer
+from core import models
 from core.explain import METHODS, ExplainError, black, explain_input, find_method
 from core.explain import costs as method_costs
 from core.explain import metrics as trust
-from core.explain.base import spatial_layers
-from core.overlay import COLORMAPS, overlay
-from core.recent import Recent
-from core.samples import all_samples, samples
-from core.study import StudyError, open_study
-from core.viewer import Selection
+from core.explain.backend.graph import spatial_layers
+from core.explain.overlay import COLORMAPS, overlay
+from core.models.samples import all_samples, samples
+from core.studies import StudyError, open_study
+from core.studies import viewing as viewer
+from core.studies.viewing import Selection
 from dashboard import charts
+from dashboard.recent import Recent
 from dashboard.session_models import available, classifier_for, describe, metadata_form
 from dashboard.widgets import which_image
 

@@ -5,9 +5,9 @@ import secrets
 
 import streamlit as st
 
-from core import viewer
-from core.study import Study, StudyError
-from core.windows import Window
+from core.studies import Study, StudyError
+from core.studies import viewing as viewer
+from core.studies.windows import Window
 from dashboard.widgets import which_image
 
 SOURCES = ["Built-in example", "Upload files"]

@@ -3,8 +3,8 @@
 import streamlit as st
 
 from core import models
-from core.architecture import Architecture, architecture, card_facts
 from core.models import ModelCard, ModelError
+from core.models.architecture import Architecture, architecture, card_facts
 from dashboard import session_models
 
 st.title("Model zoo")

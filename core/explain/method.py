@@ -1,0 +1,107 @@
+"""What a method is: its options (declared as data, so the CLI, the page and the costs
+read one truth), the raw maps it returns, and the helpers the methods share to build
+their inputs."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from core.progress import Progress, report  # noqa: F401  (the methods' one import)
+
+if TYPE_CHECKING:  # the backend imports this module
+    from core.explain.backend.scores import ForwardModel, ScoreModel
+
+
+class ExplainError(ValueError):
+    """An explanation that cannot be made as asked. One line."""
+
+
+@dataclass(frozen=True)
+class Option:
+    """One parameter of a method: its default, its type and what it does."""
+
+    default: Any
+    help: str
+    kind: type = float
+    low: float | None = None
+    high: float | None = None
+
+
+@dataclass
+class Attribution:
+    """Raw maps (N, h, w) at any resolution, the class each explains, and what the
+    method reports beside them."""
+
+    maps: np.ndarray
+    target: np.ndarray
+    info: dict[str, Any] = field(default_factory=dict)
+
+
+class Method:
+    """One explanation method. Subclasses set `name`, `title`, `options` and implement
+    `attribute`; `uses_layer` methods read a spatial layer, `gradients` ones need a
+    differentiable (Keras) model."""
+
+    name: str
+    title: str
+    paper: str
+    uses_layer: bool = False
+    gradients: bool = True
+    options: dict[str, Option] = {}
+
+    def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The options with their defaults; unknown names and bad values are errors."""
+        unknown = sorted(set(given) - set(self.options))
+        if unknown:
+            known = ", ".join(self.options) or "none"
+            raise ExplainError(f"{self.name}: unknown option '{unknown[0]}' (options: {known})")
+        out = {}
+        for key, option in self.options.items():
+            value = given.get(key, option.default)
+            if value is not None and option.kind in (int, float) and np.isscalar(value):
+                value = option.kind(value)
+                if option.low is not None and value < option.low:
+                    raise ExplainError(f"{self.name}: {key} must be at least {option.low}")
+                if option.high is not None and value > option.high:
+                    raise ExplainError(f"{self.name}: {key} must be at most {option.high}")
+            out[key] = value
+        return out
+
+    def attribute(self, model: ScoreModel | ForwardModel, inputs: list[np.ndarray],
+                  target: np.ndarray, layer: str | None, progress: Progress | None,
+                  **options) -> Attribution:
+        raise NotImplementedError
+
+
+def image_of(model, inputs: list[np.ndarray]) -> np.ndarray:
+    return inputs[model.image_input]
+
+
+def repeated(model, inputs: list[np.ndarray], images: np.ndarray,
+             copies: int) -> list[np.ndarray]:
+    """The batch of inputs repeated `copies` times (copy by copy), the image input replaced
+    by `images` (copies x N images): noisy copies, points along a path."""
+    out = [np.concatenate([a] * copies) for a in inputs]
+    out[model.image_input] = images.astype(np.float32)
+    return out
+
+
+def with_image(model, inputs: list[np.ndarray], image: np.ndarray) -> list[np.ndarray]:
+    """The inputs with the image replaced (a batch of any size: the other inputs of image
+    0.. are repeated to match)."""
+    out = list(inputs)
+    out[model.image_input] = image.astype(np.float32)
+    for i, a in enumerate(out):
+        if i != model.image_input and len(a) != len(image):
+            out[i] = np.repeat(a[:1], len(image), axis=0)
+    return out
+
+
+def target_probability(model, inputs: list[np.ndarray], target: int,
+                       batch: int = 32) -> np.ndarray:
+    """p(target | each input), in batches."""
+    return model.probabilities(inputs, batch)[:, int(target)]
+

@@ -1,0 +1,20 @@
+"""Evidence whether to trust a map: does it follow the model (`faithfulness`), does it
+change when the model does (`sanity`), does it find the lesion (`localisation`), and
+how far two maps agree (`agreement`)."""
+
+from core.explain.metrics.agreement import TOP_FRACTION, agreement, constant, spearman, top_region
+from core.explain.metrics.faithfulness import (
+    BLUR_KERNEL,
+    BLUR_SIGMA,
+    INTERACTIVE,
+    Faithfulness,
+    faithfulness,
+)
+from core.explain.metrics.localisation import POINTING_TOLERANCE, Localisation, localisation
+from core.explain.metrics.sanity import SanityCheck, sanity_check
+
+__all__ = [
+    "BLUR_KERNEL", "BLUR_SIGMA", "INTERACTIVE", "POINTING_TOLERANCE", "TOP_FRACTION",
+    "Faithfulness", "Localisation", "SanityCheck", "agreement", "constant", "faithfulness",
+    "localisation", "sanity_check", "spearman", "top_region",
+]

@@ -1,0 +1,60 @@
+"""Jobs: the seam for long work.
+
+A `Job` is a serialisable spec (`JobSpec`: kind, params, input digests) with its inputs;
+an `Executor` runs it on a bounded pool of workers, reports progress, cancels, and keeps
+the result under the spec's key. The pages and the CLI build jobs with the builders in
+`core.jobs.kinds` and submit them to the process's executor (`executor()`); nothing
+else in MedLens runs long work itself.
+
+    from core.jobs import executor, explain_job
+    handle = executor().submit(explain_job(classifier, model_input, "rise"))
+    handle.progress, handle.text, handle.state   # while it runs
+    handle.cancel()                              # stops it at its next report
+    handle.outcome()                             # the Explanation (waits)
+"""
+
+from __future__ import annotations
+
+import threading
+
+from core.jobs.executor import (
+    CANCELLED,
+    DONE,
+    FAILED,
+    QUEUED,
+    RUNNING,
+    WORKERS_SETTING,
+    Executor,
+    Handle,
+    JobError,
+)
+from core.jobs.kinds import (
+    RUNNERS,
+    compare_job,
+    evaluate_job,
+    explain_job,
+    faithfulness_job,
+    predict_job,
+    sanity_job,
+)
+from core.jobs.spec import Job, JobSpec, digest
+
+__all__ = [
+    "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "WORKERS_SETTING",
+    "Executor", "Handle", "Job", "JobError", "JobSpec", "compare_job", "digest",
+    "evaluate_job", "executor", "explain_job", "faithfulness_job", "predict_job",
+    "sanity_job",
+]
+
+_executor: Executor | None = None
+_creating = threading.Lock()
+
+
+def executor() -> Executor:
+    """The process's executor (made on first use): every session of a server shares it,
+    so the same work asked in two tabs is done once."""
+    global _executor
+    with _creating:
+        if _executor is None:
+            _executor = Executor(RUNNERS)
+        return _executor

@@ -1,0 +1,135 @@
+"""The kinds of long work, each a job builder (what the spec holds) and a runner (what
+the worker does): explain, faithfulness, sanity, compare, evaluate and predict.
+
+A builder takes what a page or the CLI has in hand (a loaded classifier, a prepared
+model input, a study, a labelled set) and returns a `Job`; its spec names everything the
+result depends on, and nothing it does not (a colormap, an opacity, which other methods
+are shown), so a widget that changes only the picture never restarts the work.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from core.compare import compare
+from core.evaluate import LabelledSet, evaluate, evaluate_models
+from core.explain import explain_input
+from core.explain import metrics as trust
+from core.jobs.spec import Job
+from core.models import Classifier
+from core.models.inputs import ModelInput
+from core.progress import Progress, report
+from core.studies import Study
+
+# -- explain ------------------------------------------------------------------------------
+
+
+def explain_job(classifier: Classifier, model_input: ModelInput, method: str,
+                target: str | None = None, layer: str | None = None,
+                options: dict[str, Any] | None = None) -> Job:
+    """One map of `method` for one model input (an `Explanation`)."""
+    params = {"model": classifier.card.id, "method": method, "target": target,
+              "layer": layer, "options": dict(sorted((options or {}).items()))}
+    return Job.make("explain", params, model=classifier, input=model_input)
+
+
+def _explain(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return explain_input(job.inputs["model"], job.inputs["input"], p["method"], p["target"],
+                         p["layer"], progress=progress, **p["options"])
+
+
+def faithfulness_job(classifier: Classifier, model_input: ModelInput, explained: Job,
+                     explanation: Any, baseline: float,
+                     settings: dict[str, Any] | None = None) -> Job:
+    """Deletion and insertion of the map that `explained` made (its key is in the spec:
+    another map is another job)."""
+    params = {"model": classifier.card.id, "map": explained.key, "target": explanation.target,
+              "baseline": baseline, "settings": dict(settings or {})}
+    return Job.make("faithfulness", params, model=classifier, input=model_input,
+                    map=explanation.input_map)
+
+
+def _faithfulness(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return trust.faithfulness(job.inputs["model"], job.inputs["input"].inputs,
+                              job.inputs["map"], target=p["target"], baseline=p["baseline"],
+                              progress=progress, **p["settings"])
+
+
+def sanity_job(classifier: Classifier, model_input: ModelInput, method: str, target: int,
+               layer: str | None, max_steps: int | None,
+               options: dict[str, Any] | None = None) -> Job:
+    """The cascading-randomisation check of `method` for one input."""
+    params = {"model": classifier.card.id, "method": method, "target": target, "layer": layer,
+              "max_steps": max_steps, "options": dict(sorted((options or {}).items()))}
+    return Job.make("sanity", params, model=classifier, input=model_input)
+
+
+def _sanity(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    classifier = job.inputs["model"]
+    return trust.sanity_check(classifier.keras_model or classifier, job.inputs["input"].batch,
+                              p["method"], target=p["target"], layer=p["layer"],
+                              progress=progress, max_steps=p["max_steps"], **p["options"])
+
+
+# -- several models, several images -----------------------------------------------------------
+
+
+def compare_job(classifiers: Sequence[Classifier], study: Study, method: str,
+                target: str | None = None, frame: int | None = None, plane: str | None = None,
+                metadata: dict[str, Any] | None = None,
+                options: dict[str, Any] | None = None) -> Job:
+    """2 to 4 models on one study image, side by side (a `core.compare.Comparison`)."""
+    params = {"models": [c.card.id for c in classifiers], "method": method, "target": target,
+              "frame": frame, "plane": plane, "metadata": metadata,
+              "options": dict(sorted((options or {}).items()))}
+    return Job.make("compare", params, models=list(classifiers), study=study)
+
+
+def _compare(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return compare(job.inputs["models"], job.inputs["study"], p["method"], p["target"],
+                   p["frame"], p["plane"], p["metadata"], progress=progress, **p["options"])
+
+
+def evaluate_job(classifiers: Sequence[Classifier], labelled: LabelledSet,
+                 metadata: dict[str, dict[str, Any] | None] | None = None,
+                 only_known_labels: bool = False) -> Job:
+    """One model on a labelled set (an `Evaluation`), or several (a `Scoreboard`)."""
+    params = {"models": [c.card.id for c in classifiers], "metadata": metadata,
+              "only_known_labels": only_known_labels}
+    return Job.make("evaluate", params, models=list(classifiers), set=labelled)
+
+
+def _evaluate(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    models, labelled = job.inputs["models"], job.inputs["set"]
+    if len(models) == 1:
+        meta = (p["metadata"] or {}).get(models[0].card.id)
+        return evaluate(models[0], labelled, progress, meta, p["only_known_labels"])
+    return evaluate_models(models, labelled, progress, p["metadata"], p["only_known_labels"])
+
+
+def predict_job(classifier: Classifier, model_inputs: Sequence[ModelInput],
+                names: Sequence[str]) -> Job:
+    """A batch of prepared inputs through one model: a `Prediction` per input."""
+    return Job.make("predict", {"model": classifier.card.id, "names": list(names)},
+                    model=classifier, inputs=list(model_inputs))
+
+
+def _predict(job: Job, progress: Progress) -> Any:
+    classifier, inputs = job.inputs["model"], job.inputs["inputs"]
+    out = []
+    for i, model_input in enumerate(inputs, start=1):
+        out.append(classifier.predict(model_input))
+        report(progress, i / len(inputs), f"{classifier.card.id}: {i} of {len(inputs)}")
+    return out
+
+
+RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
+    "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
+    "compare": _compare, "evaluate": _evaluate, "predict": _predict,
+}

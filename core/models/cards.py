@@ -1,0 +1,160 @@
+"""Model cards: what a model is, where it comes from, how to feed it, and what it may
+be used for. Every model MedLens runs has one; the built-in ones are JSON files in
+assets/models/.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from core.models.inputs import InputSpec, ModelInput, prepare
+from core.models.metadata import MetadataError, MetadataSpec
+from core.studies import Study, Window
+
+CARDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
+INTENDED_USE = "Research and teaching; not for diagnosis."
+USER_PREFIX = "user:"  # the id of every uploaded model starts so: never a built-in's
+
+
+class ModelError(ValueError):
+    """A model that cannot be found, verified or loaded. One line, naming the model."""
+
+
+@dataclass(frozen=True)
+class ModelCard:
+    """What a model is, where it comes from and how to feed it."""
+
+    id: str
+    name: str
+    task: str
+    labels: tuple[str, ...]
+    input_shape: tuple[int, int, int]
+    architecture: str
+    runtime: str  # "keras" or "onnx": the model file's own, the default
+    outputs: str  # "logits" or "probabilities"
+    preprocessing: dict[str, str]
+    source: dict[str, str]
+    license: str
+    intended_use: str
+    samples: dict[str, Any] = field(default_factory=dict, repr=False)
+    runtimes: tuple[str, ...] = ()  # every runtime it can run on; () means (runtime,)
+    metadata: MetadataSpec | None = None  # a second input of patient metadata, if any
+    label_names: dict[str, str] = field(default_factory=dict)  # label -> words, if given
+    # What it was trained on: DICOM modalities and the images in words.
+    domain: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.runtimes:
+            object.__setattr__(self, "runtimes", (self.runtime,))
+        if self.runtime not in self.runtimes:
+            raise ModelError(f"{self.id}: runtime '{self.runtime}' is not among its "
+                             f"runtimes ({', '.join(self.runtimes)})")
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> ModelCard:
+        return cls(
+            id=raw["id"],
+            name=raw["name"],
+            task=raw["task"],
+            labels=tuple(raw["labels"]),
+            input_shape=tuple(raw["input_shape"]),
+            architecture=raw["architecture"],
+            runtime=raw["runtime"],
+            outputs=raw["outputs"],
+            preprocessing=dict(raw["preprocessing"]),
+            source=dict(raw["source"]),
+            license=raw["license"],
+            intended_use=raw.get("intended_use", INTENDED_USE),
+            samples=dict(raw.get("samples", {})),
+            runtimes=tuple(raw.get("runtimes", (raw["runtime"],))),
+            metadata=MetadataSpec.from_dict(raw["metadata"]) if raw.get("metadata") else None,
+            label_names=dict(raw.get("label_names", {})),
+            domain=dict(raw.get("domain", {})),
+        )
+
+    @property
+    def input_spec(self) -> InputSpec:
+        h, w, c = self.input_shape
+        p = self.preprocessing
+        return InputSpec(height=h, width=w, channels=c, resize=p["resize"], scale=p["scale"])
+
+    @property
+    def builtin(self) -> bool:
+        """False for a model the user uploaded (it lives for their session only)."""
+        return not self.id.startswith(USER_PREFIX)
+
+    def outside_domain(self, study: Study) -> str | None:
+        """A one-line warning where the study's DICOM modality is not one the model was
+        trained on (e.g. a CT given to an MRI model); None where it is, or is not known."""
+        trained = self.domain.get("modalities", ())
+        if not trained or not study.modality or study.modality in trained:
+            return None
+        return (f"{study.name} is {study.modality}; {self.id} was trained on "
+                f"{self.domain.get('images', '/'.join(trained))} ({', '.join(trained)}): "
+                "its output here is outside what it learnt.")
+
+    def prepare(self, study: Study, frame: int = 0, window: Window | None = None,
+                plane: str | None = None,
+                metadata: dict[str, Any] | None = None) -> ModelInput:
+        """One image of `study` as this model's input; with its metadata vector (the
+        user's answers, 'unknown' where not given) when the model takes one."""
+        self.check_metadata(metadata)
+        model_input = prepare(study, self.input_spec, frame=frame, window=window, plane=plane)
+        if self.metadata is None:
+            return model_input
+        return model_input.with_metadata(self.metadata.encode(metadata),
+                                         self.metadata.describe(metadata))
+
+    def check_metadata(self, metadata: dict[str, Any] | None) -> None:
+        """Answers that fit this model's metadata fields (none for a model without)."""
+        if self.metadata is None:
+            if metadata:
+                raise ModelError(f"{self.id} takes no metadata")
+            return
+        try:
+            self.metadata.answers(metadata)
+        except MetadataError as exc:
+            raise ModelError(f"{self.id}: {exc}") from None
+
+    def to_dict(self) -> dict[str, Any]:
+        """The card as the CLI prints it (`medlens models list --json`)."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "task": self.task,
+            "labels": list(self.labels),
+            "input_shape": list(self.input_shape),
+            "architecture": self.architecture,
+            "runtime": self.runtime,
+            "runtimes": list(self.runtimes),
+            "outputs": self.outputs,
+            "preprocessing": dict(self.preprocessing),
+            "source": dict(self.source),
+            "license": self.license,
+            "intended_use": self.intended_use,
+            **({"label_names": dict(self.label_names)} if self.label_names else {}),
+            **({"domain": dict(self.domain)} if self.domain else {}),
+            **({"metadata": [f.__dict__ | {"values": list(f.values)}
+                             for f in self.metadata.fields]} if self.metadata else {}),
+        }
+
+
+@cache
+def cards() -> tuple[ModelCard, ...]:
+    """Every built-in model's card, in a stable order."""
+    return tuple(
+        ModelCard.from_dict(json.loads(path.read_text(encoding="utf-8")))
+        for path in sorted(CARDS_DIR.glob("*.json"))
+    )
+
+
+def card(model_id: str) -> ModelCard:
+    for c in cards():
+        if c.id == model_id:
+            return c
+    known = ", ".join(c.id for c in cards())
+    raise ModelError(f"unknown model '{model_id}' (known: {known})")

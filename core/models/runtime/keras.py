@@ -1,0 +1,134 @@
+"""Keras models: the one loader (safe mode), TensorFlow imported quietly, and compiled
+functions traced once per model.
+
+TensorFlow is imported only when a Keras model is loaded or run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from core.models.cards import ModelError
+from core.models.runtime.keras_private import final_operation, graph
+
+UNSAFE_SETTING = "MEDLENS_ALLOW_UNSAFE_MODELS"
+
+# One lock for every trace: tracing patches Keras globals (Guided Backprop's ReLU).
+tracing = threading.RLock()
+_COMPILED = "_medlens_compiled"
+
+
+def import_tensorflow():
+    """Import TensorFlow without its C++ start-up lines on stderr.
+
+    absl logs them before TF_CPP_MIN_LOG_LEVEL is read, so file descriptor 2 is pointed
+    at /dev/null for the import only; stderr stays for the user's errors.
+    """
+    if "tensorflow" in sys.modules:
+        return sys.modules["tensorflow"]
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with open(os.devnull, "w") as null:
+            os.dup2(null.fileno(), 2)
+            import keras  # noqa: F401  (keras imports tensorflow's C++ core too)
+            import tensorflow as tf
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+    return tf
+
+
+def load_keras(path: Path, name: str, allow_unsafe: bool = False):
+    """A .keras file in safe mode (no serialised Python code) unless `allow_unsafe`, which
+    only the server's administrator sets (MEDLENS_ALLOW_UNSAFE_MODELS). Errors are one
+    line naming `name`."""
+    import_tensorflow()
+    import keras
+
+    try:
+        return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
+    except Exception as exc:
+        text = str(exc)
+        if "safe_mode" in text or "Lambda" in text:
+            raise ModelError(
+                f"{name}: refused: the file holds Python code (a Lambda layer or "
+                "similar), which safe mode does not run; the server's administrator can "
+                f"allow such models with {UNSAFE_SETTING}=1") from None
+        first = text.strip().splitlines()[0] if text.strip() else type(exc).__name__
+        raise ModelError(f"{name}: not a loadable Keras model ({first[:200]})") from None
+
+
+def compiled(model: Any, key: Any, build: Callable[[], Any],
+             context: Callable[[], Any] = contextlib.nullcontext):
+    """`build()`'s tf.function for `model`, traced once (under `context`, inside the one
+    tracing lock) and kept on the model itself, so it lives and dies with the model."""
+    with tracing:
+        functions = model.__dict__.get(_COMPILED)
+        if functions is None:
+            functions = {}
+            # Past Keras' attribute tracking: this is not a layer or a weight.
+            object.__setattr__(model, _COMPILED, functions)
+        if key not in functions:
+            fn = build()
+            with context():
+                fn.get_concrete_function()
+            functions[key] = fn
+        return functions[key]
+
+
+def input_specs(model) -> list[tuple[tuple, Any]]:
+    """(shape without the batch axis, dtype) of each input, in the model's order."""
+    return [(tuple(t.shape[1:]), t.dtype) for t in graph(model).inputs]
+
+
+def signature(model, with_target: bool = False) -> list:
+    """A tf.function input signature for the model's inputs (and an int32 target)."""
+    import tensorflow as tf
+
+    specs = [tf.TensorSpec([None, *shape], dtype) for shape, dtype in input_specs(model)]
+    return specs + ([tf.TensorSpec([None], tf.int32)] if with_target else [])
+
+
+def as_arguments(x: list) -> Any:
+    """A model's call argument from its inputs in order: the list, or the one tensor."""
+    return list(x) if len(x) > 1 else x[0]
+
+
+def forward_function(model):
+    """fn(*inputs) -> the model's outputs as it gives them, compiled once per model: the
+    one forward pass the classifier and the explainers share."""
+    import tensorflow as tf
+
+    def build():
+        @tf.function(input_signature=signature(model))
+        def forward(*x):
+            return model(as_arguments(x), training=False)
+
+        return forward
+
+    return compiled(model, "forward", build)
+
+
+def squashing(operation) -> str | None:
+    """'softmax' or 'sigmoid' when a final layer squashes scores into probabilities (a
+    Softmax layer, or a layer whose activation is softmax or sigmoid)."""
+    name = operation.__class__.__name__
+    if name == "Softmax":
+        return "softmax"
+    activation = getattr(operation, "activation", None)
+    activation = getattr(activation, "__name__", None)
+    return activation if activation in ("softmax", "sigmoid") else None
+
+
+def head(model) -> str:
+    """What the model applies to its scores last: "softmax", "sigmoid" or "linear"."""
+    final = final_operation(graph(model))
+    return (final is not None and squashing(final)) or "linear"

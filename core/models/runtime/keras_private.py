@@ -1,0 +1,113 @@
+"""Every use of Keras' private API in MedLens, in one place.
+
+Keras 3 offers no public way to do these; each is named here with what it is for, and
+`check()` (run by tests/unit/test_keras_private.py) fails loudly, naming the attribute,
+when a Keras release moves one. Nothing else in the tree may touch `keras.src` or a
+`_private` attribute of a Keras object.
+
+- `Sequential._functional`: the functional graph a Sequential model builds for itself.
+- `Functional._run_through_graph(inputs, operation_fn)`: re-runs a model's graph with
+  some operations swapped (a nested backbone that also returns a layer's activations, a
+  final softmax stepped over).
+- `KerasTensor._keras_history.operation`: the layer that made a tensor.
+- `Operation._inbound_nodes`, `Functional._nodes`, `keras.src.ops.function.make_node_key`:
+  which calls of a layer belong to one model's graph.
+- `keras.src.backend.nn.relu`: swapped for Guided Backprop's ReLU while its gradient
+  function is traced.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any
+
+
+class KerasGraphError(ValueError):
+    """A model whose layer graph cannot be read (a subclassed model). One line."""
+
+
+def graph(model):
+    """The functional graph of a model: Sequential models keep one in `_functional`."""
+    found = getattr(model, "_functional", None) or model
+    if not hasattr(found, "_run_through_graph"):
+        raise KerasGraphError(f"{model.__class__.__name__} '{model.name}' has no layer graph "
+                              "(a subclassed model): build it as a functional or Sequential "
+                              "model")
+    return found
+
+
+def producer(tensor) -> Any:
+    """The operation (layer) that made a symbolic tensor, or None."""
+    history = getattr(tensor, "_keras_history", None)
+    return getattr(history, "operation", None)
+
+
+def final_operation(model_graph) -> Any:
+    """The layer that makes a graph's first output."""
+    return producer(model_graph.outputs[0])
+
+
+def run_through_graph(model_graph, inputs, operation_fn: Callable[[Any], Callable]):
+    """Keras' own graph runner: every node applied in order, each operation replaced by
+    `operation_fn(operation)`. Run on symbolic inputs it builds a new connected graph."""
+    return model_graph._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def calls_in(layer, model) -> list:
+    """The calls (nodes) of `layer` that are part of `model`'s own graph; every call where
+    the model keeps no node list."""
+    calls = getattr(layer, "_inbound_nodes", None) or []
+    own = getattr(model, "_nodes", None)
+    if own is None:
+        return list(calls)
+    from keras.src.ops.function import make_node_key
+
+    return [node for i, node in enumerate(calls) if make_node_key(layer, i) in own]
+
+
+@contextlib.contextmanager
+def relu_replaced(relu: Callable) -> Iterator[None]:
+    """Keras' backend ReLU replaced by `relu` while the block runs (used only while a
+    function is traced, under the tracing lock)."""
+    from keras.src.backend import nn as backend_nn
+
+    saved = backend_nn.relu
+    backend_nn.relu = relu
+    try:
+        yield
+    finally:
+        backend_nn.relu = saved
+
+
+def check() -> list[str]:
+    """What this module relies on that the installed Keras no longer has (empty: all
+    there). Checked on small models built here."""
+    import keras
+
+    missing = []
+    inputs = keras.Input((4, 4, 1))
+    hidden = keras.layers.Conv2D(2, 3)(inputs)
+    outputs = keras.layers.Dense(2, activation="softmax")(keras.layers.Flatten()(hidden))
+    functional = keras.Model(inputs, outputs)
+    sequential = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    if not hasattr(getattr(sequential, "_functional", None), "_run_through_graph"):
+        missing.append("Sequential._functional._run_through_graph")
+    if not hasattr(functional, "_run_through_graph"):
+        missing.append("Functional._run_through_graph")
+    if producer(functional.outputs[0]) is not functional.layers[-1]:
+        missing.append("KerasTensor._keras_history.operation")
+    if not hasattr(functional, "_nodes") or not hasattr(functional.layers[1], "_inbound_nodes"):
+        missing.append("Functional._nodes / Operation._inbound_nodes")
+    try:
+        from keras.src.ops.function import make_node_key  # noqa: F401
+    except ImportError:
+        missing.append("keras.src.ops.function.make_node_key")
+    try:
+        from keras.src.backend import nn as backend_nn
+
+        if not callable(getattr(backend_nn, "relu", None)):
+            missing.append("keras.src.backend.nn.relu")
+    except ImportError:
+        missing.append("keras.src.backend.nn")
+    return missing

@@ -1,0 +1,50 @@
+"""The built-in samples: the real labelled images the model packages ship.
+
+The label of each is in its file name (a prefix the model's card maps to a label).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from core.models.cards import ModelCard, ModelError, cards
+from core.models.registry import package_path
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".dcm")
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str
+    label: str
+    path: Path
+
+
+def samples(card: ModelCard) -> list[Sample]:
+    """The labelled samples for a model, sorted by file name."""
+    spec = card.samples
+    if not spec:
+        return []
+    folder = package_path(spec["package"], spec["folder"])
+    found = []
+    for path in sorted(folder.iterdir()):
+        if path.suffix.lower() not in IMAGE_SUFFIXES:
+            continue
+        label = next(
+            (lab for pre, lab in spec["label_by_prefix"].items() if path.name.startswith(pre)),
+            None,
+        )
+        if label is None:
+            raise ModelError(f"{path.name}: no label for this sample of {card.id}")
+        found.append(Sample(name=path.name, label=label, path=path))
+    return found
+
+
+def all_samples() -> list[Sample]:
+    """Every built-in model's samples, once each (two models may share a folder)."""
+    seen: dict[Path, Sample] = {}
+    for c in cards():
+        for s in samples(c):
+            seen.setdefault(s.path, s)
+    return list(seen.values())

@@ -1,0 +1,291 @@
+"""`Study`: one study's pixels in physical units, its views and how they are shown, and
+`StudyError`, the one error of reading and showing a study.
+
+Readers (`core.studies.reader`) build a Study; this module knows none of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from functools import cached_property
+
+import numpy as np
+from PIL import Image
+
+from core.studies.windows import (
+    CT_PRESETS,
+    PERCENTILE_PRESETS,
+    Window,
+    apply_window,
+    auto_window,
+)
+
+# A 50 000 x 50 000 image would need ~10 GB as float32: refuse before decoding.
+MAX_PIXELS = 100_000_000
+# A volume (series, multi-frame, NIfTI) up to ~1000 slices of 512 x 512 (1 GB as float32).
+MAX_VOXELS = 270_000_000
+
+PLANES = ("axial", "coronal", "sagittal")
+
+
+class StudyError(ValueError):
+    """A file that cannot be read as a study. The message is one line naming the file."""
+
+
+@dataclass(frozen=True)
+class View:
+    """One 2-D image of a study, in physical units, as it is to be shown.
+
+    `spacing` is (between rows, between columns) in mm when known; `label` says which
+    image it is ("axial 12 of 24", "frame 3 of 120").
+    """
+
+    values: np.ndarray
+    spacing: tuple[float, float] | None
+    plane: str | None
+    index: int
+    count: int
+    label: str
+
+
+@dataclass
+class Study:
+    """One study, its pixels in physical units, ready to be shown.
+
+    `pixels` has the frame or slice axis first: (n, rows, cols) for greyscale,
+    (n, rows, cols, 3) for colour. For a volume (a series, an enhanced multi-frame
+    or NIfTI) slices are in acquisition order along the slice normal, and `affine`
+    maps (column, row, slice) indices to patient coordinates (DICOM LPS, mm).
+    """
+
+    name: str
+    format: str  # "DICOM", "DICOM series", "NIfTI", "PNG" or "JPEG"
+    pixels: np.ndarray
+    photometric: str  # MONOCHROME1, MONOCHROME2 or RGB
+    stored_dtype: str  # the dtype the file stores, before any rescale
+    window: Window | None  # the file's own window, else a default; None for colour
+    modality: str | None = None
+    units: str = ""
+    bits_stored: int = 8
+    metadata: dict[str, str] = field(default_factory=dict)
+    identifying: dict[str, str] = field(default_factory=dict, repr=False)
+    transfer_syntax: str | None = None
+    samples_per_pixel: int = 1
+    pixel_spacing: tuple[float, float] | None = None  # (between rows, between columns), mm
+    slice_spacing: float | None = None  # mm, for volumes
+    affine: np.ndarray | None = field(default=None, repr=False)
+    windows: tuple[Window, ...] = ()  # every window or VOI LUT the file offers
+    notes: tuple[str, ...] = ()  # what was done or skipped while reading
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The study's content (a job's input digest): its name, pixels and how they are
+        shown. Hashed once per Study."""
+        h = hashlib.sha256(repr((self.name, self.format, self.photometric, self.pixels.shape,
+                                 self.pixels.dtype.str, self.window)).encode())
+        h.update(np.ascontiguousarray(self.pixels).tobytes())
+        if self.affine is not None:
+            h.update(np.ascontiguousarray(self.affine).tobytes())
+        return h.hexdigest()
+
+    @property
+    def frames(self) -> int:
+        """How many 2-D images the study holds (frames or slices)."""
+        return int(self.pixels.shape[0])
+
+    @property
+    def is_colour(self) -> bool:
+        return self.pixels.ndim == 4
+
+    @property
+    def is_volume(self) -> bool:
+        """Slices with a known position and orientation: axial/coronal/sagittal views."""
+        return self.affine is not None and self.frames > 1 and not self.is_colour
+
+    @property
+    def slices(self) -> int:
+        """Slices of a volume or series; 1 for a single image or a cine (one slice over
+        time)."""
+        stack = self.is_volume or self.format in ("DICOM series", "NIfTI")
+        return self.frames if stack else 1
+
+    @property
+    def image_shape(self) -> tuple[int, int]:
+        """(rows, cols) of one stored 2-D image."""
+        return int(self.pixels.shape[1]), int(self.pixels.shape[2])
+
+    @property
+    def shape(self) -> list[int]:
+        """[rows, cols] for one image, [frames or slices, rows, cols] for several."""
+        rows, cols = self.image_shape
+        return [rows, cols] if self.frames == 1 else [self.frames, rows, cols]
+
+    @property
+    def spacing(self) -> tuple[float, ...] | None:
+        """(slice, row, column) spacing in mm for volumes, (row, column) for images."""
+        if self.pixel_spacing is None:
+            return None
+        if self.is_volume and self.slice_spacing:
+            return (self.slice_spacing, *self.pixel_spacing)
+        return self.pixel_spacing
+
+    # -- views ------------------------------------------------------------------------
+
+    @property
+    def planes(self) -> tuple[str, ...]:
+        """The planes a volume can be viewed in; () for images and cines."""
+        return PLANES if self.is_volume else ()
+
+    @property
+    def acquired_plane(self) -> str | None:
+        """The plane the slices were acquired in (the one the volume opens in)."""
+        if not self.is_volume:
+            return None
+        normal = np.abs(self.affine[:3, 2])
+        return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+    def count(self, plane: str | None = None) -> int:
+        """How many images there are to scroll through in `plane`."""
+        plane = self._plane(plane)
+        if plane is None:
+            return self.frames
+        return int(self._canonical[0].shape[PLANES.index(plane)])
+
+    def default_index(self, plane: str | None = None) -> int:
+        """Where a viewer opens: the middle slice of a volume, the first frame otherwise."""
+        return self.count(plane) // 2 if self._plane(plane) else 0
+
+    def view(self, index: int = 0, plane: str | None = None) -> View:
+        """One 2-D image in physical units, oriented for display (radiological for volumes)."""
+        plane = self._plane(plane)
+        count = self.count(plane)
+        if not 0 <= index < count:
+            what = f"{plane} slice" if plane else "frame"
+            raise StudyError(f"{self.name}: {what} {index} is out of range (0..{count - 1})")
+        if plane is None:
+            label = f"frame {index + 1} of {count}" if count > 1 else "image"
+            return View(self.pixels[index], self.pixel_spacing, None, index, count, label)
+        volume, (sz, sy, sx) = self._canonical
+        # Canonical axes: 0 inferior->superior, 1 anterior->posterior, 2 right->left, so
+        # axial images have the patient's right on the viewer's left and anterior at the
+        # top; coronal and sagittal are flipped so superior is at the top.
+        if plane == "axial":
+            values, spacing = volume[index], (sy, sx)
+        elif plane == "coronal":
+            values, spacing = volume[::-1, index, :], (sz, sx)
+        else:
+            values, spacing = volume[::-1, :, index], (sz, sy)
+        return View(values, spacing, plane, index, count, f"{plane} {index + 1} of {count}")
+
+    def image(self, frame: int = 0) -> np.ndarray:
+        """The stored 2-D image of one frame or slice, in physical units."""
+        if not 0 <= frame < self.frames:
+            raise StudyError(f"{self.name}: frame {frame} is out of range (0..{self.frames - 1})")
+        return self.pixels[frame]
+
+    def display(self, index: int = 0, window: Window | None = None,
+                plane: str | None = None) -> np.ndarray:
+        """The 8-bit image exactly as the viewer shows it.
+
+        Windowed (VOI), MONOCHROME1 inverted, volumes oriented radiologically, and
+        non-square pixels resampled so the picture has the true aspect ratio.
+        """
+        view = self.view(index, plane)
+        if self.is_colour:
+            shown = np.clip(view.values, 0, 255).astype(np.uint8)
+        else:
+            shown = apply_window(view.values, window or self.window or self._auto)
+            if self.photometric == "MONOCHROME1":
+                shown = 255 - shown
+        return true_aspect(shown, view.spacing)
+
+    def presets(self) -> dict[str, Window]:
+        """Windows to offer: the file's own, CT presets for HU, percentile windows."""
+        if self.is_colour:
+            return {}
+        found: dict[str, Window] = {}
+        for i, w in enumerate(self.windows):
+            name = (f"File: {w.describe(self.units)}" if w.lut is None
+                    else f"VOI LUT {i + 1} from the file")
+            found[name] = w
+        if self.units == "HU":
+            for name, (c, w) in CT_PRESETS.items():
+                found[name] = Window(c, w, name)
+        for name, (low, high) in PERCENTILE_PRESETS.items():
+            found[name] = self._percentile_window(low, high)
+        return found
+
+    # -- internals --------------------------------------------------------------------
+
+    def _plane(self, plane: str | None) -> str | None:
+        if not self.is_volume:
+            if plane not in (None, "axial"):
+                raise StudyError(f"{self.name}: not a volume, so no {plane} view")
+            return None
+        if plane is None:
+            return self.acquired_plane
+        if plane not in PLANES:
+            raise StudyError(f"{self.name}: unknown plane '{plane}' (planes: {', '.join(PLANES)})")
+        return plane
+
+    @cached_property
+    def _canonical(self) -> tuple[np.ndarray, tuple[float, float, float]]:
+        return to_canonical(self.pixels, self.affine)
+
+    @cached_property
+    def _auto(self) -> Window:
+        return self._percentile_window(*PERCENTILE_PRESETS["Auto (0.5-99.5 percentile)"])
+
+    def _percentile_window(self, low: float, high: float) -> Window:
+        return auto_window(self.pixels, low, high)
+
+
+def to_canonical(pixels: np.ndarray, affine: np.ndarray
+                 ) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Reorder a (slice, row, col) volume to (inferior->superior, anterior->posterior,
+    right->left), the orientation from which radiological views are cut.
+
+    Each array axis is assigned to the patient axis its direction is closest to (oblique
+    volumes are shown along their nearest orthogonal planes, not resampled). Returns the
+    volume (a view, not a copy) and its (z, y, x) spacing in mm.
+    """
+    # Array axis 0 is the slice index (affine column 2), 1 the row (column 1), 2 the column.
+    directions = [affine[:3, 2], affine[:3, 1], affine[:3, 0]]
+    cosines = np.abs(np.stack([d / (np.linalg.norm(d) or 1.0) for d in directions]))
+    patient_axis = [-1, -1, -1]
+    for flat in np.argsort(-cosines, axis=None):  # greedy: strongest alignment first
+        array_axis, lps = divmod(int(flat), 3)
+        if patient_axis[array_axis] < 0 and lps not in patient_axis:
+            patient_axis[array_axis] = lps
+    volume = pixels
+    flips = [axis for axis in range(3) if directions[axis][patient_axis[axis]] < 0]
+    if flips:
+        volume = np.flip(volume, axis=tuple(flips))
+    # Target order (LPS z, y, x): superior, posterior, left increasing.
+    order = [patient_axis.index(lps) for lps in (2, 1, 0)]
+    volume = np.transpose(volume, order)
+    spacing = tuple(float(np.linalg.norm(directions[axis])) for axis in order)
+    return volume, spacing  # type: ignore[return-value]
+
+
+def true_aspect(image: np.ndarray, spacing: tuple[float, float] | None,
+                limit: int = 4096) -> np.ndarray:
+    """Resample an 8-bit image so that one pixel is as tall as it is wide (bilinear)."""
+    if spacing is None:
+        return image
+    row, col = spacing
+    if row <= 0 or col <= 0 or abs(row / col - 1.0) < 0.01:
+        return image
+    rows, cols = image.shape[:2]
+    # Stretch the side with the coarser spacing; if that exceeds `limit`, shrink both.
+    height, width = (rows * row / col, cols) if row > col else (rows, cols * col / row)
+    shrink = min(1.0, limit / max(height, width))
+    size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
+    return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
+
+def one_line(exc: BaseException, limit: int = 240) -> str:
+    """An exception's message folded onto one line (decoders report on several)."""
+    text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
+    text = text or type(exc).__name__
+    return text if len(text) <= limit else text[: limit - 3] + "..."
