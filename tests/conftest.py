@@ -76,3 +76,14 @@ def glioma_input(xception, brain_samples):
 
     sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
     return prepare(open_study(sample.path), xception.card.input_spec)
+
+
+# The tiers: each test's folder is its marker, so `-m unit` is the fast tier.
+TIERS = ("unit", "slow", "app", "browser")
+
+
+def pytest_collection_modifyitems(items) -> None:
+    for item in items:
+        tier = Path(str(item.fspath)).parent.name
+        if tier in TIERS:
+            item.add_marker(getattr(pytest.mark, tier))
