@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medlens-installed
 
-.PHONY: setup run test lint chromium clean
+.PHONY: setup run test test-fast lint chromium clean
 
 setup: $(STAMP)
 
@@ -27,9 +27,14 @@ chromium:
 
 lint: setup
 	$(BIN)/ruff check core dashboard tests bench
+	$(BIN)/lint-imports --no-cache
 
 test: setup chromium lint
 	$(BIN)/python -m pytest
+
+# The fast tier for developers: no real model, no page, no browser (about a minute).
+test-fast: setup
+	$(BIN)/python -m pytest -m unit
 
 clean:
 	rm -rf $(VENV)

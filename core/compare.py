@@ -20,12 +20,12 @@ from itertools import combinations
 from typing import Any
 
 from core.explain.api import explain_input, explainable
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
 from core.explain.metrics.agreement import agreement
 from core.explain.registry import find_method
 from core.models import Classifier, ModelCard, ModelError, Prediction, card, load
 from core.models.inputs import ModelInput
-from core.progress import Progress, report
+from core.progress import Progress, part, report
 from core.studies import Study
 
 MIN_MODELS, MAX_MODELS = 2, 4
@@ -219,11 +219,8 @@ def examine(classifier: Classifier, study: Study, method: str, target: str | Non
         report(progress, 0.1, f"{c.id}: getting the model to explain with")
         explainer = explainable(classifier, method)
         explained_on = explainer.runtime
-        explanation = explain_input(
-            explainer, model_input, method, target,
-            progress=None if progress is None else
-            (lambda done, text: report(progress, 0.1 + 0.9 * done, f"{c.id}: {text}")),
-            **options)
+        explanation = explain_input(explainer, model_input, method, target,
+                                    progress=part(progress, 0.1, 1.0, f"{c.id}: "), **options)
     except (ExplainError, ModelError) as error:
         notes.append(f"{c.id}: no {method} map ({error}).")
     report(progress, 1.0, f"{c.id}: done")
@@ -273,14 +270,13 @@ def compare(classifiers: Sequence[Classifier | str], study: Study, method: str,
     results = []
     share = 1.0 / len(classifiers)
     for i, chosen in enumerate(classifiers):
-        def step(done: float, text: str, i: int = i) -> None:
-            report(progress, (i + done) * share, text)
-
+        step = part(progress, i * share, (i + 1) * share)
         if isinstance(chosen, str):
-            step(0.0, f"{chosen}: loading")
+            report(step, 0.0, f"{chosen}: loading")
             started = time.perf_counter()
             chosen = load(chosen)
-            step(0.0, f"{chosen.card.id}: loaded in {time.perf_counter() - started:.1f} s")
+            report(step, 0.0, f"{chosen.card.id}: loaded in "
+                              f"{time.perf_counter() - started:.1f} s")
         results.append(examine(chosen, study, method, target, frame, plane, metadata,
                                progress=step, **options))
     return combine(results, method, target)

@@ -21,12 +21,14 @@ def report(progress: Progress | None, done: float, text: str) -> None:
         progress(min(max(float(done), 0.0), 1.0), text)
 
 
-def part(progress: Progress | None, start: float, end: float) -> Progress | None:
-    """A progress for one part of the work that fills [start, end] of the whole."""
+def part(progress: Progress | None, start: float, end: float,
+         prefix: str = "") -> Progress | None:
+    """A progress for one part of the work that fills [start, end] of the whole, its
+    texts led by `prefix` (which model, which step)."""
     if progress is None:
         return None
 
     def inner(done: float, text: str) -> None:
-        report(progress, start + (end - start) * done, text)
+        report(progress, start + (end - start) * done, prefix + text)
 
     return inner

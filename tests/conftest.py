@@ -78,8 +78,10 @@ def glioma_input(xception, brain_samples):
     return prepare(open_study(sample.path), xception.card.input_spec)
 
 
-# The tiers: each test's folder is its marker, so `-m unit` is the fast tier.
+# The tiers: each test's folder is its marker, so `-m unit` is the fast tier. A test in
+# slow/ that drives a page (AppTest) or Chromium also gets that marker, by what it calls.
 TIERS = ("unit", "slow", "app", "browser")
+CALLS = {"app": {"app_page", "AppTest"}, "browser": {"chromium", "streamlit_server"}}
 
 
 def pytest_collection_modifyitems(items) -> None:
@@ -87,3 +89,8 @@ def pytest_collection_modifyitems(items) -> None:
         tier = Path(str(item.fspath)).parent.name
         if tier in TIERS:
             item.add_marker(getattr(pytest.mark, tier))
+        function = getattr(item, "function", None)
+        names = set(function.__code__.co_names) if hasattr(function, "__code__") else set()
+        for marker, calls in CALLS.items():
+            if tier != marker and names & calls:
+                item.add_marker(getattr(pytest.mark, marker))

@@ -24,6 +24,7 @@ from core.evaluate.sets import (
     MAX_IMAGE_BYTES,
     MAX_IMAGES,
     MAX_SET_BYTES,
+    SET_LIMITS,
     EvaluationError,
     LabelledImage,
     LabelledSet,
@@ -40,7 +41,7 @@ from core.evaluate.text import summary
 __all__ = [
     "BATCH", "BINS", "MAX_IMAGES", "MAX_IMAGE_BYTES", "MAX_SET_BYTES", "ClassScores",
     "Evaluation", "EvaluationError", "LabelledImage", "LabelledSet", "Reliability",
-    "Scoreboard", "Skipped", "class_scores", "confusion_matrix", "evaluate",
+    "SET_LIMITS", "Scoreboard", "Skipped", "class_scores", "confusion_matrix", "evaluate",
     "evaluate_models", "explain_row", "from_files", "from_folder", "from_samples",
     "from_zip", "match_labels", "open_set", "reliability", "roc_auc", "roc_curve", "summary",
 ]

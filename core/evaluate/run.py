@@ -31,6 +31,7 @@ from core.evaluate.sets import (
 )
 from core.explain.api import explain_input
 from core.models import Classifier, ModelCard, ModelError
+from core.models.outputs import predicted_class
 from core.progress import Progress, part, report
 from core.studies import StudyError, one_line
 
@@ -59,7 +60,7 @@ class Evaluation:
 
     @cached_property
     def predicted(self) -> np.ndarray:
-        return np.argmax(self.probabilities, axis=1)
+        return predicted_class(self.probabilities)
 
     @property
     def correct(self) -> np.ndarray:

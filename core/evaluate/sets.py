@@ -23,23 +23,28 @@ Reading a set never imports TensorFlow: it is checked before a model is loaded.
 from __future__ import annotations
 
 import hashlib
-import io
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
 
 from core.models import ModelCard
 from core.models.samples import samples
-from core.studies import Study, StudyError, one_line, open_study
-from core.studies.archives import SKIPPED_NAMES
+from core.studies import Study, StudyError, open_study
+from core.studies.archives import (
+    Entry,
+    Limits,
+    folder_files,
+    size_text,
+    upload_entries,
+    zip_entries,
+)
 
 # An evaluation set is many studies of one image each, not one series: more files than
 # core.studies.archives allows for a study, each checked on its own.
 MAX_IMAGES = 5000
-# Uncompressed bytes of a zip or uploaded folder held in memory (as core.studies.archives).
+# Uncompressed bytes of a zip or uploaded folder held in memory (as for a study).
 MAX_SET_BYTES = 2 * 1024**3
 # One image file; a larger one is skipped (a 2-D image is far smaller than this).
 MAX_IMAGE_BYTES = 256 * 1024**2
@@ -47,6 +52,13 @@ MAX_IMAGE_BYTES = 256 * 1024**2
 
 class EvaluationError(ValueError):
     """A labelled set that cannot be used, or does not fit the model. One line."""
+
+
+# The archive reader's limits for a set: a file that cannot be read is skipped and
+# listed, never the end of the evaluation.
+SET_LIMITS = Limits(files=MAX_IMAGES, bytes=MAX_SET_BYTES, file_bytes=MAX_IMAGE_BYTES,
+                    skip_unreadable=True, counted="image", purpose="for an evaluation set",
+                    error=EvaluationError)
 
 
 @dataclass(frozen=True)
@@ -102,17 +114,11 @@ class LabelledSet:
         if image.data is not None:
             return open_study(image.data, name=image.name)
         if image.path.stat().st_size > MAX_IMAGE_BYTES:
-            raise StudyError(f"{image.name}: larger than {MAX_IMAGE_BYTES // 1024**2} MB")
+            raise StudyError(f"{image.name}: larger than {size_text(MAX_IMAGE_BYTES)}")
         return open_study(image.path, name=image.name)
 
 
 # -- reading sets -----------------------------------------------------------------------
-
-def _junk(parts: tuple[str, ...]) -> bool:
-    """Files no one means as images: hidden ones, macOS forks, thumbnail caches."""
-    return (any(p.startswith(".") for p in parts) or parts[0] == "__MACOSX"
-            or parts[-1] in SKIPPED_NAMES or parts[-1].startswith("._"))
-
 
 def _root_depth(parts: Sequence[tuple[str, ...]]) -> int:
     """How many wrapping folders to step into: one folder holding one folder that holds
@@ -132,10 +138,10 @@ def _root_depth(parts: Sequence[tuple[str, ...]]) -> int:
 
 def _placed(entries: Iterable[tuple[tuple[str, ...], Any]], name: str, wrapped: bool,
             make: Callable[[str, str, Any], LabelledImage | Skipped]) -> LabelledSet:
-    """Entries (path parts below the given root, what to read) as a set: each file in a
-    label folder is an image (or, where `make` says so, a skipped file); files beside
-    the label folders are skipped."""
-    entries = [(parts, what) for parts, what in entries if not _junk(parts)]
+    """Entries (path parts below the given root, what to read; junk already left out) as
+    a set: each file in a label folder is an image (or, where `make` says so, a skipped
+    file); files beside the label folders are skipped."""
+    entries = list(entries)
     depth = _root_depth([parts for parts, _ in entries]) if wrapped else 0
     images, skipped = [], []
     for parts, what in entries:
@@ -149,12 +155,6 @@ def _placed(entries: Iterable[tuple[tuple[str, ...], Any]], name: str, wrapped: 
         raise EvaluationError(f"{name}: no images in label sub-folders (expected one "
                               f"sub-folder per label, e.g. glioma/image.jpg){first}")
     return LabelledSet(name, tuple(images), tuple(skipped))
-
-
-def _check_count(count: int, name: str) -> None:
-    if count > MAX_IMAGES:
-        raise EvaluationError(f"{name}: {count:,} files, more than the {MAX_IMAGES:,}-image "
-                              "limit for an evaluation set")
 
 
 def from_samples(card: ModelCard) -> LabelledSet:
@@ -175,33 +175,21 @@ def from_folder(path: str | Path, name: str | None = None) -> LabelledSet:
         raise EvaluationError(f"{name}: no such folder")
     if not root.is_dir():
         raise EvaluationError(f"{name}: not a folder")
-    files = []
-    for found in root.rglob("*"):
-        if found.is_file():
-            files.append(found)
-            _check_count(len(files), name)  # stops early under a huge tree
-    files.sort()
-    return _placed(((f.relative_to(root).parts, f) for f in files), name, wrapped=False,
+    return _placed(folder_files(root, name, SET_LIMITS), name, wrapped=False,
                    make=lambda where, label, f: LabelledImage(where, label, path=f))
 
 
 def from_files(files: Sequence[tuple[str, bytes]], name: str) -> LabelledSet:
     """Files with their relative paths ("brain/glioma/x.jpg"), as a browser uploads a
     folder: the first folders are stepped into while they only wrap the label folders."""
-    _check_count(len(files), name)
-    if sum(len(data) for _, data in files) > MAX_SET_BYTES:
-        raise EvaluationError(f"{name}: more than {MAX_SET_BYTES // 1024**3} GB")
-    entries = []
-    for relative, data in files:
-        parts = _safe_parts(relative, name)
-        entries.append((parts, data))
-    return _placed(entries, name, wrapped=True,
-                   make=lambda where, label, data: LabelledImage(where, label, data=data))
+    entries = upload_entries(files, name, SET_LIMITS)
+    return _placed(((e.parts, e) for e in entries), name, wrapped=True, make=_archived)
 
 
 def from_zip(source: bytes | str | Path, name: str | None = None) -> LabelledSet:
     """A .zip with one folder per label (possibly inside one wrapping folder), read into
-    memory with core.studies.archives's limits: hostile archives are refused as a whole."""
+    memory by core.studies.archives with `SET_LIMITS`: hostile archives are refused as a
+    whole, an entry that cannot be read is skipped and listed."""
     if isinstance(source, bytes):
         data, name = source, name or "upload.zip"
     else:
@@ -212,53 +200,15 @@ def from_zip(source: bytes | str | Path, name: str | None = None) -> LabelledSet
             raise EvaluationError(f"{name}: no such file or folder") from None
         except OSError as exc:
             raise EvaluationError(f"{name}: cannot read ({exc.strerror})") from None
-    try:
-        archive = zipfile.ZipFile(io.BytesIO(data))
-        entries = [e for e in archive.infolist() if not e.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise EvaluationError(f"{name}: not a readable zip file ({one_line(exc)})") from None
-    _check_count(len(entries), name)
-    parts = [_safe_parts(e.filename, name) for e in entries]  # every name, before reading
-    if sum(e.file_size for e in entries) > MAX_SET_BYTES:
-        raise EvaluationError(f"{name}: more than {MAX_SET_BYTES // 1024**3} GB uncompressed")
-    files: list[tuple[tuple[str, ...], bytes | str]] = []
-    total = 0
-    for entry, inner in zip(entries, parts, strict=True):
-        if _junk(inner):
-            continue
-        try:
-            with archive.open(entry) as handle:
-                # The declared size can lie (zip bombs): never read more than allowed.
-                content = handle.read(min(MAX_IMAGE_BYTES, MAX_SET_BYTES - total) + 1)
-        except (zipfile.BadZipFile, OSError, ValueError, RuntimeError) as exc:
-            # One entry that cannot be decompressed (encrypted, corrupt) is skipped.
-            files.append((inner, f"cannot decompress ({one_line(exc)})"))
-            continue
-        total += len(content)
-        if total > MAX_SET_BYTES:
-            raise EvaluationError(f"{name}: more than {MAX_SET_BYTES // 1024**3} GB "
-                                  "uncompressed")
-        if len(content) > MAX_IMAGE_BYTES:
-            files.append((inner, f"larger than {MAX_IMAGE_BYTES // 1024**2} MB"))
-            continue
-        files.append((inner, content))
-    return _placed(files, name, wrapped=True, make=_zip_image)
+    entries = zip_entries(data, name, SET_LIMITS)
+    return _placed(((e.parts, e) for e in entries), name, wrapped=True, make=_archived)
 
 
-def _zip_image(where: str, label: str, content: bytes | str) -> LabelledImage | Skipped:
-    # A string stands for an entry that could not be read: the reason why.
-    if isinstance(content, str):
-        return Skipped(where, content)
-    return LabelledImage(where, label, data=content)
-
-
-def _safe_parts(filename: str, name: str) -> tuple[str, ...]:
-    """A member's path parts; absolute or escaping names refuse the whole archive."""
-    parts = PurePosixPath(filename.replace("\\", "/")).parts
-    if filename.startswith(("/", "\\")) or ".." in parts or ":" in filename or not parts:
-        raise EvaluationError(f"{name}: unsafe path '{filename}' (absolute or leading "
-                              "outside it); nothing was read")
-    return parts
+def _archived(where: str, label: str, entry: Entry) -> LabelledImage | Skipped:
+    """An image read from a zip or an upload, or (an entry that could not be) why not."""
+    if entry.data is None:
+        return Skipped(where, entry.reason)
+    return LabelledImage(where, label, data=entry.data)
 
 
 def open_set(source: str | Path | bytes, name: str | None = None) -> LabelledSet:

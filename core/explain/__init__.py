@@ -3,7 +3,8 @@
 `explain(model, x, method, target, layer, **options)` is the one entry point
 (`core.explain.api`); `METHODS` names every method (`registry`). The layout:
 
-- `method`: Method, Option (options as data), Attribution, ExplainError;
+- `errors`: ExplainError, in a module of its own so that nothing imports in a circle;
+- `method`: Method, Option (options as data), Attribution, the helpers that build inputs;
 - `targets`: what is explained, as objects (a class, the predicted class);
 - `backend/`: a Keras model by layer path and as class scores with compiled gradients;
 - `methods/`: one module per method, by family: `cam/`, `gradient/`, `perturbation/`;
@@ -23,7 +24,8 @@ from core.explain.api import (
 )
 from core.explain.backend.graph import last_spatial_layer, resolve_layer, spatial_layers
 from core.explain.backend.scores import ForwardModel, ScoreModel, as_score_model
-from core.explain.method import Attribution, ExplainError, Method, Option
+from core.explain.errors import ExplainError
+from core.explain.method import Attribution, Method, Option
 from core.explain.registry import METHOD_TITLES, METHODS, find_method
 from core.explain.targets import ClassTarget, PredictedClass
 

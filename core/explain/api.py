@@ -11,8 +11,9 @@ import numpy as np
 
 from core.explain.backend.graph import resolve_layer
 from core.explain.backend.scores import ScoreModel, as_score_model
+from core.explain.errors import ExplainError
 from core.explain.maps import normalise, resize_maps
-from core.explain.method import Attribution, ExplainError
+from core.explain.method import Attribution
 from core.explain.registry import find_method
 from core.explain.targets import as_indices
 from core.models import Classifier, card, load

@@ -1,22 +1,17 @@
 """What a method is: its options (declared as data, so the CLI, the page and the costs
 read one truth), the raw maps it returns, and the helpers the methods share to build
-their inputs."""
+their inputs (and the metrics, which take one image at a time)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
-from core.progress import Progress, report  # noqa: F401  (the methods' one import)
-
-if TYPE_CHECKING:  # the backend imports this module
-    from core.explain.backend.scores import ForwardModel, ScoreModel
-
-
-class ExplainError(ValueError):
-    """An explanation that cannot be made as asked. One line."""
+from core.explain.backend.scores import ForwardModel, ScoreModel
+from core.explain.errors import ExplainError
+from core.progress import Progress
 
 
 @dataclass(frozen=True)
@@ -100,8 +95,30 @@ def with_image(model, inputs: list[np.ndarray], image: np.ndarray) -> list[np.nd
     return out
 
 
-def target_probability(model, inputs: list[np.ndarray], target: int,
-                       batch: int = 32) -> np.ndarray:
-    """p(target | each input), in batches."""
+def target_probability(model, inputs: list[np.ndarray], target: int, batch: int = 32,
+                       images: np.ndarray | None = None) -> np.ndarray:
+    """p(target | each input), in batches; with `images`, of each image put in place of
+    the image input (the other inputs held): a masked, occluded or deleted copy."""
+    if images is not None:
+        inputs = with_image(model, inputs, images)
     return model.probabilities(inputs, batch)[:, int(target)]
 
+
+def one_input(model: ScoreModel | ForwardModel, x) -> list[np.ndarray]:
+    """The model's inputs, a batch of one, from one image or a list of one input each (a
+    leading batch axis of 1 is accepted too)."""
+    arrays = list(x) if isinstance(x, list | tuple) else [x]
+    if isinstance(model, ScoreModel):
+        shapes = [tuple(shape) for shape, _ in model.specs]
+    else:
+        shapes = [tuple(model.image_shape)]
+    if len(arrays) != len(shapes):
+        raise ExplainError(f"the model takes {len(shapes)} inputs, {len(arrays)} given")
+    batch = []
+    for array, shape in zip(arrays, shapes, strict=True):
+        array = np.asarray(array, dtype=np.float32)
+        batch.append(array[None] if array.ndim == len(shape) else array)
+    inputs = model.inputs(batch)
+    if len(inputs[0]) != 1:
+        raise ExplainError(f"one input at a time, {len(inputs[0])} given")
+    return inputs

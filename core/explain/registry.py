@@ -3,7 +3,8 @@ cost estimates read. Importing it loads no TensorFlow."""
 
 from __future__ import annotations
 
-from core.explain.method import ExplainError, Method
+from core.explain.errors import ExplainError
+from core.explain.method import Method
 from core.explain.methods.cam.grad_cam import GradCAM
 from core.explain.methods.cam.grad_cam_plusplus import GradCAMPlusPlus
 from core.explain.methods.cam.hires_cam import HiResCAM

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
 from core.models.outputs import PREDICTED
 
 

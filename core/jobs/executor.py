@@ -30,12 +30,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from core.jobs.spec import Job, JobSpec
-from core.progress import Cancelled
+from core.progress import Cancelled, Progress
 
 WORKERS_SETTING = "MEDLENS_JOB_WORKERS"
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 
-Runner = Callable[[Job, Callable[[float, str], None]], Any]
+Runner = Callable[[Job, Progress], Any]
 Listener = Callable[["Handle"], None]
 
 

@@ -27,6 +27,7 @@ from core.models.cards import ModelCard, ModelError
 from core.models.classifier import Classifier
 from core.models.inputs import SCALES
 from core.models.metadata import Field
+from core.models.runtime.keras_private import calls_in, producer
 
 Shape = tuple[int | str | None, ...]
 
@@ -161,12 +162,7 @@ def keras_output_shape(layer, model=None) -> str:
     several times (a shared layer), several outputs, or never called. Only the calls
     inside `model`'s own graph count: calling a model again elsewhere (as explanation
     wrappers do) adds calls to its layers that are not part of this architecture."""
-    calls = getattr(layer, "_inbound_nodes", None) or []
-    own = getattr(model, "_nodes", None)
-    if own is not None:
-        from keras.src.ops.function import make_node_key
-
-        calls = [node for i, node in enumerate(calls) if make_node_key(layer, i) in own]
+    calls = calls_in(layer, model)
     if len(calls) > 1:
         # Keras' `layer.output` is the first call's only: name every call's shapes.
         shapes = [", ".join(_tensor_shape(t) for t in _flat(node.output_tensors))
@@ -211,9 +207,7 @@ def keras_layers(model, prefix: str = "", depth: int = 0) -> list[Layer]:
 def _keras_tensor_name(tensor, fallback: str) -> str:
     """The name of the layer that makes `tensor` ("dense_1"): a Keras 3 output tensor's
     own name is a counter ("keras_tensor_283") that means nothing to a reader."""
-    history = getattr(tensor, "_keras_history", None)
-    operation = getattr(history, "operation", None)
-    return getattr(operation, "name", None) or getattr(tensor, "name", None) or fallback
+    return getattr(producer(tensor), "name", None) or getattr(tensor, "name", None) or fallback
 
 
 def keras_architecture(model, model_id: str, file_bytes: int) -> Architecture:

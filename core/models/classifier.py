@@ -21,7 +21,7 @@ import numpy as np
 
 from core.models.cards import ModelCard, ModelError, card
 from core.models.inputs import ModelInput
-from core.models.outputs import probabilities
+from core.models.outputs import predicted_class, probabilities
 from core.models.registry import model_file, sha256
 from core.models.runtime.keras import forward_function, load_keras
 from core.models.runtime.onnx import OnnxRunner, runner
@@ -158,14 +158,12 @@ class Classifier:
 
     def predict(self, model_input: ModelInput) -> Prediction:
         p = self.probabilities(model_input.batch)[0]
-        index = int(np.argmax(p))
+        index = int(predicted_class(p[None])[0])
         return Prediction(
             label=self.card.labels[index],
             index=index,
             probabilities={label: float(v) for label, v in zip(self.card.labels, p, strict=True)},
         )
-
-
 
 
 def check_runtime(c: ModelCard, runtime: str | None) -> str:

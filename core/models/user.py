@@ -25,7 +25,7 @@ from core.models.registry import sha256
 from core.models.runtime.keras import UNSAFE_SETTING, load_keras
 from core.models.runtime.keras import head as keras_head
 from core.models.runtime.keras_private import KerasGraphError
-from core.models.runtime.onnx import OnnxRunner
+from core.models.runtime.onnx import OnnxRunner, runner
 
 SUFFIXES = (".keras", ".onnx")
 PREPROCESS_KEYS = {
@@ -238,7 +238,7 @@ def _detect_outputs(head: str | None, session, shape: tuple[int, int, int]) -> s
     probe = np.stack([np.full(shape, 0.5, np.float32),
                       np.random.default_rng(0).random(shape, dtype=np.float32)])
     try:
-        out = session.run(None, {session.get_inputs()[0].name: probe})[0].astype(np.float64)
+        out = runner(session).run(probe).astype(np.float64)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"the model fails on a {shape} input ({first[:200]})") from None

@@ -11,9 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from core.studies import nifti
 from core.studies.archives import check_count, read_folder, read_zip
 from core.studies.dicom import read_dicom, read_series
+from core.studies.nifti import gunzip, is_gzip, is_nifti, read_nifti
 from core.studies.pictures import read_picture
 from core.studies.study import MAX_VOXELS, Study, StudyError
 
@@ -27,8 +27,8 @@ def _zip(data: bytes, name: str) -> Study:
 def _gzip(data: bytes, name: str) -> Study:
     """A .nii.gz or a gzipped DICOM: unpacked up to the largest study we hold, as
     float32, plus headers, then read as what it holds."""
-    inner = nifti.gunzip(data, name, MAX_VOXELS * 4 + 2**20)
-    if nifti.is_gzip(inner):
+    inner = gunzip(data, name, MAX_VOXELS * 4 + 2**20)
+    if is_gzip(inner):
         raise StudyError(f"{name}: gzip inside gzip is not read")
     return _read_bytes(inner, name)
 
@@ -46,8 +46,8 @@ def _is_zip(data: bytes) -> bool:
 READERS: tuple[tuple[Callable[[bytes], bool], Callable[[bytes, str], Study]], ...] = (
     (_is_picture, read_picture),
     (_is_zip, _zip),
-    (nifti.is_gzip, _gzip),
-    (nifti.is_nifti, nifti.read_nifti),
+    (is_gzip, _gzip),
+    (is_nifti, read_nifti),
     (lambda data: True, read_dicom),
 )
 

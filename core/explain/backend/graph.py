@@ -14,7 +14,7 @@ The private Keras calls this needs are in `core.models.runtime.keras_private`.
 
 from __future__ import annotations
 
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
 from core.models.runtime.keras import squashing
 from core.models.runtime.keras_private import KerasGraphError, final_operation, run_through_graph
 from core.models.runtime.keras_private import graph as _private_graph

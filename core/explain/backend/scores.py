@@ -23,10 +23,10 @@ from typing import Any
 import numpy as np
 
 from core.explain.backend.graph import keras_graph, score_model
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
 from core.explain.targets import class_score
 from core.models.outputs import probabilities, with_predicted
-from core.models.runtime.keras import as_arguments, compiled, signature, tracing
+from core.models.runtime.keras import as_arguments, compiled, input_specs, signature, tracing
 from core.models.runtime.keras import head as keras_head
 from core.models.runtime.keras_private import relu_replaced
 from core.models.runtime.onnx import OnnxRunner, runner
@@ -70,7 +70,7 @@ class ScoreModel:
         self.image_input = ranks.index(4)
         self.n_outputs = int(graph.outputs[0].shape[-1])
         self.head = keras_head(self.model)
-        self.specs = [(t.shape[1:], t.dtype) for t in graph.inputs]
+        self.specs = input_specs(graph)
 
     @property
     def single(self) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
 
 TOP_FRACTION = 0.2  # the "top 20%" of a map: pixels at or above its 80th percentile
 

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.explain.backend.scores import ForwardModel, ScoreModel, as_score_model, known_targets
-from core.explain.method import ExplainError, with_image
+from core.explain.backend.scores import as_score_model, known_targets
+from core.explain.errors import ExplainError
+from core.explain.method import one_input, target_probability
 from core.models.outputs import PREDICTED
 from core.progress import Progress, report
 
@@ -93,7 +94,7 @@ def faithfulness(model, x, saliency: np.ndarray, target: int | None = None, step
     if random_maps < 1:
         raise ExplainError("faithfulness: random_maps must be at least 1")
     scores = as_score_model(model)
-    inputs = _one_input(scores, x)
+    inputs = one_input(scores, x)
     image = inputs[scores.image_input][0]
     height, width, _ = image.shape
     saliency = _one_map(saliency, (height, width), "saliency")
@@ -112,7 +113,7 @@ def faithfulness(model, x, saliency: np.ndarray, target: int | None = None, step
     blurred = _blur(image)
 
     def probabilities(images: np.ndarray) -> np.ndarray:
-        return scores.probabilities(with_image(scores, inputs, images), batch)[:, target]
+        return target_probability(scores, inputs, target, batch, images=images)
 
     # The ends of every curve are the same three images whatever the map: the image
     # itself (deletion at 0, insertion at 1), all baseline (deletion at 1) and the blurred
@@ -178,26 +179,6 @@ def _blur(image: np.ndarray) -> np.ndarray:
     # Channel by channel: cv2 filters at most 4 channels at once.
     return np.stack([cv2.GaussianBlur(image[..., c], (BLUR_KERNEL, BLUR_KERNEL), BLUR_SIGMA)
                      for c in range(image.shape[-1])], axis=-1).astype(np.float32)
-
-
-def _one_input(scores: ScoreModel | ForwardModel, x) -> list[np.ndarray]:
-    """The model's inputs, a batch of one, from one image or a list of one input each (a
-    leading batch axis of 1 is accepted too)."""
-    arrays = list(x) if isinstance(x, list | tuple) else [x]
-    if isinstance(scores, ScoreModel):
-        shapes = [tuple(shape) for shape, _ in scores.specs]
-    else:
-        shapes = [tuple(scores.image_shape)]
-    if len(arrays) != len(shapes):
-        raise ExplainError(f"the model takes {len(shapes)} inputs, {len(arrays)} given")
-    batch = []
-    for array, shape in zip(arrays, shapes, strict=True):
-        array = np.asarray(array, dtype=np.float32)
-        batch.append(array[None] if array.ndim == len(shape) else array)
-    inputs = scores.inputs(batch)
-    if len(inputs[0]) != 1:
-        raise ExplainError(f"one input at a time, {len(inputs[0])} given")
-    return inputs
 
 
 def _one_map(saliency: np.ndarray, shape: tuple[int, int], what: str) -> np.ndarray:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
 
 # -- localisation --------------------------------------------------------------------------
 

@@ -15,9 +15,9 @@ import numpy as np
 from core.explain.api import explain
 from core.explain.backend.graph import resolve_layer
 from core.explain.backend.scores import ScoreModel, as_score_model, known_targets
-from core.explain.method import ExplainError
+from core.explain.errors import ExplainError
+from core.explain.method import one_input
 from core.explain.metrics.agreement import spearman
-from core.explain.metrics.faithfulness import _one_input
 from core.explain.registry import find_method
 from core.models.outputs import PREDICTED
 from core.progress import Progress, report
@@ -104,7 +104,7 @@ def sanity_check(model, x, method: str, target: int | None = None, layer: str | 
     original_model = _keras_model(model)
     m = find_method(method)
     scores = as_score_model(original_model)
-    inputs = _one_input(scores, x)
+    inputs = one_input(scores, x)
     if target is None:
         target = int(known_targets(scores, inputs, np.array([PREDICTED]))[0])
     path = resolve_layer(original_model, layer) if m.uses_layer else None

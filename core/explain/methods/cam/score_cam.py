@@ -12,14 +12,7 @@ import numpy as np
 
 from core.explain.backend.scores import known_targets
 from core.explain.maps import resize_maps
-from core.explain.method import (
-    Attribution,
-    Method,
-    Option,
-    image_of,
-    target_probability,
-    with_image,
-)
+from core.explain.method import Attribution, Method, Option, image_of, target_probability
 from core.progress import report
 
 
@@ -60,7 +53,7 @@ class ScoreCAM(Method):
                 masked = image[n:n + 1] * part[..., None]
                 # Eq. 4: C(A^k) = f^c(X o H^k), the class probability of the masked image.
                 scores[start:start + len(part)] = target_probability(
-                    model, with_image(model, one, masked), target[n], batch)
+                    model, one, target[n], batch, images=masked)
                 report(progress, (n + (start + len(part)) / len(channels)) / len(image),
                        f"Score-CAM: {start + len(part)} of {len(channels)} channels")
             # Eq. 5: L^c = ReLU(sum_k alpha^c_k A^k) with alpha^c_k = C(A^k)

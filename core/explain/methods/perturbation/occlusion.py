@@ -11,14 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from core.explain.backend.scores import known_targets
-from core.explain.method import (
-    Attribution,
-    Method,
-    Option,
-    image_of,
-    target_probability,
-    with_image,
-)
+from core.explain.method import Attribution, Method, Option, image_of, target_probability
 from core.progress import report
 
 
@@ -58,8 +51,7 @@ class Occlusion(Method):
                 occluded = np.repeat(image[i:i + 1], len(part), axis=0)
                 for j, (t, left) in enumerate(part):
                     occluded[j, t:t + size, left:left + size] = baseline
-                p = target_probability(model, with_image(model, one, occluded), target[i],
-                                       batch)
+                p = target_probability(model, one, target[i], batch, images=occluded)
                 # Sec. 4.2: the class probability as a function of the occluder's position;
                 # each pixel gets the mean drop over the patches that covered it.
                 for (t, left), value in zip(part, base - p, strict=True):

@@ -12,14 +12,7 @@ import cv2
 import numpy as np
 
 from core.explain.backend.scores import known_targets
-from core.explain.method import (
-    Attribution,
-    Method,
-    Option,
-    image_of,
-    target_probability,
-    with_image,
-)
+from core.explain.method import Attribution, Method, Option, image_of, target_probability
 from core.progress import report
 
 
@@ -50,8 +43,7 @@ class RISE(Method):
             for i in range(n):
                 masked = image[i] * masks[..., None] + baseline * (1 - masks[..., None])
                 one = [x[i:i + 1] for x in inputs]
-                p = target_probability(model, with_image(model, one, masked), target[i],
-                                       batch)
+                p = target_probability(model, one, target[i], batch, images=masked)
                 # Eq. 6: S_{I,f}(lambda) ~ 1/(E[M] N) sum_i f(I o M_i) M_i(lambda)
                 maps[i] += np.tensordot(p, masks, axes=1)
             done = start + len(masks)
