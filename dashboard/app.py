@@ -1,8 +1,65 @@
 """MedLens dashboard: `streamlit run dashboard/app.py`."""
 
 import streamlit as st
+from streamlit import config
+from streamlit.runtime.scriptrunner import script_runner
 
-st.set_page_config(page_title="MedLens", page_icon=":material/biotech:", layout="wide")
+from core import models
+from core.explain import explain_input
+from core.jobs import executor
+from core.models.samples import all_samples, samples
+from core.studies import open_study
+
+# The built-in models the pages run, in the order a visitor is likely to need them (the
+# Explain page opens on the first); "@keras" is the VGG16's Keras port, on which the
+# gradient and CAM methods explain it.
+WARM = ("braintumor-xception", "pneumonia-xception", "braintumor-vgg16",
+        "braintumor-vgg16@keras", "skinlesion-xception")
+# Wide enough for a model id, and a sample's file name with its label, read whole.
+SIDEBAR_PX = 460
+# The answer above the fold of a 1440x900 screen: less empty margin round the page, and
+# no picture taller than 26rem (a tall study pushed its map below the fold); the Viewer's
+# picture is the page itself and may take more.
+LAYOUT_CSS = """<style>
+[data-testid="stMainBlockContainer"] {padding: 3.5rem 2.5rem 4rem;}
+[data-testid="stImage"] img {max-height: 26rem; object-fit: contain;}
+.st-key-viewer_image [data-testid="stImage"] img {max-height: 38rem;}
+</style>"""
+
+
+def warm(name: str) -> None:
+    """Load a built-in model ("id" or "id@runtime") and trace what a page first asks of
+    it, a prediction and a Grad-CAM (on one of its samples, or another model's): the first
+    map then costs its computing only, not seconds of loading and tracing."""
+    model_id, _, runtime = name.partition("@")
+    classifier = models.load(model_id, runtime or None)
+    sample = (samples(classifier.card) or all_samples())[0]
+    model_input = classifier.card.prepare(open_study(sample.path, name=sample.name))
+    classifier.predict(model_input)
+    if classifier.keras_model is not None:
+        explain_input(classifier, model_input, "gradcam")
+
+
+def keep_models_between_runs() -> None:
+    """Streamlit ends every script run, a fragment's half-second poll included, with
+    `keras.backend.clear_session()` (Keras' global state reset for every thread, TF's
+    kernel cache emptied) and two full garbage collections: with the models loaded that is
+    about 0.45 s holding the GIL per run, and a reset under the jobs tracing in worker
+    threads (a first Grad-CAM took 170-200 s instead of 3-6 s while a page polled). This
+    server keeps its models for its life, so neither is wanted: Python's own generational
+    collection still runs."""
+    script_runner._clean_problem_modules = lambda: None
+    config.set_option("runner.postScriptGC", False)
+
+
+keep_models_between_runs()
+# Loading a model takes seconds (TensorFlow's import, the file, its checks), tracing its
+# first Grad-CAM more: start them all in the background as the server's first run begins;
+# the executor does this once per process.
+executor().warm(warm, WARM)
+
+st.set_page_config(page_title="MedLens", page_icon=":material/biotech:", layout="wide",
+                   initial_sidebar_state=SIDEBAR_PX)
 
 pages = [
     st.Page("views/home.py", title="Home", icon=":material/home:", default=True),
@@ -15,6 +72,7 @@ pages = [
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:",
             url_path="evaluate"),
 ]
+st.html(LAYOUT_CSS)
 with st.sidebar:
     st.caption(":material/info: Research and teaching; **not for diagnosis**.")
 st.navigation(pages).run()

@@ -19,7 +19,7 @@ from core.studies.study import Study, StudyError, View
 from core.studies.windows import Window
 
 __all__ = [
-    "EXAMPLES", "Example", "Picture", "Selection", "Uploads", "example_path",
+    "EXAMPLES", "Example", "Picture", "Uploads", "example_path",
     "manual_or_preset", "metadata_rows", "nice_length", "open_example", "open_uploads",
     "picture", "png", "spacing_caption", "summary", "window_choices",
 ]
@@ -273,18 +273,3 @@ def summary(study: Study) -> str:
 def metadata_rows(tags: dict[str, str]) -> list[dict[str, str]]:
     """A tag dictionary as table rows."""
     return [{"Tag": str(key), "Value": str(value)} for key, value in tags.items()]
-
-
-@dataclass(frozen=True)
-class Selection:
-    """What the Viewer hands to Explain: a study and which image of it, in which window."""
-
-    study: Study
-    index: int
-    plane: str | None
-    window: Window | None
-    serial: str  # new for every hand-over, so Explain starts from it afresh
-
-    @property
-    def label(self) -> str:
-        return f"{self.study.name}, {self.study.view(self.index, self.plane).label}"

@@ -1,18 +1,20 @@
 """Compare: 2 to 4 models on one study, side by side: what each saw, what it said, where
-its map looks, and how far the maps agree. The work is core.compare's; this page wires
-widgets to it."""
+its map looks, and how far the maps agree. The comparison is one job (core.jobs,
+core.compare); this page wires widgets to it and draws its result, one row per aspect so
+the models' columns stay level."""
 
 import streamlit as st
 
-from core.compare import MAX_MODELS, CompareError, combine, examine, shared_labels
-from core.explain import METHOD_TITLES, METHODS, ExplainError
+from core.compare import MAX_MODELS, shared_labels
+from core.explain import METHOD_TITLES, METHODS
 from core.explain.overlay import COLORMAPS, overlay
+from core.jobs import compare_job
 from core.models import ModelError
 from core.models.samples import samples
 from core.studies import StudyError, open_study
-from dashboard import charts, session_models
-from dashboard.recent import Recent
-from dashboard.widgets import which_image
+from dashboard.components import charts, jobs
+from dashboard.components import models as session_models
+from dashboard.components.widgets import which_image
 
 DEFAULT_MODELS = ("braintumor-xception", "braintumor-vgg16")
 EACH = "each model's prediction"
@@ -28,8 +30,9 @@ with st.sidebar:
     available = session_models.available()
     chosen = st.multiselect(
         "Models (2 to 4)", list(available), max_selections=MAX_MODELS,
-        default=[i for i in DEFAULT_MODELS if i in available],
-        format_func=session_models.describe, key="compare_models")
+        default=[i for i in DEFAULT_MODELS if i in available], key="compare_models")
+    if chosen:
+        st.caption("; ".join(f"**{i}**: {session_models.task(i)}" for i in chosen))
     cards = [available[i] for i in chosen]
     source = st.radio("Study", ["Built-in sample", "Upload a file"], horizontal=True,
                       key="compare_source")
@@ -73,42 +76,21 @@ if study is None:
 with st.sidebar:
     plane, frame = which_image(study, f"compare_{token}")
 
-with st.status(f"Loading {len(chosen)} models…", expanded=False) as status:
-    try:
-        classifiers = {}
-        for model_id in chosen:
-            classifiers[model_id] = session_models.classifier_for(model_id)
-            st.write(f"{model_id} ready on {classifiers[model_id].device}")
-    except ModelError as error:
-        status.update(label="A model is not available", state="error")
-        st.error(str(error), icon=":material/error:")
-        st.stop()
-    status.update(label=f"{len(chosen)} models ready", state="complete")
-
-# Each model's result depends on these only: the overlay's opacity and colormap do not.
-recent: Recent = st.session_state.setdefault("compare_recent", Recent(32))
-slot = st.empty()
-results = []
 try:
-    for i, model_id in enumerate(chosen):
-        answers = metadata.get(model_id)
-        key = (model_id, token, frame, plane, method, target,
-               tuple(sorted(answers.items())) if answers else None)
-
-        def make(i=i, model_id=model_id, answers=answers):
-            def progress(done: float, text: str) -> None:
-                slot.progress((i + done) / len(chosen), text=text)
-
-            return examine(classifiers[model_id], study, method, target, frame, plane,
-                           answers, progress=progress)
-
-        results.append(recent.get(key, make))
-    comparison = combine(results, method, target)
-except (ModelError, ExplainError, CompareError, StudyError) as error:
+    with st.spinner(f"Loading {len(chosen)} models…"):
+        classifiers = [session_models.classifier_for(model_id) for model_id in chosen]
+except ModelError as error:
     st.error(str(error), icon=":material/error:")
     st.stop()
-finally:
-    slot.empty()
+
+# Only the models with a metadata input take the answers (the skin model; uploads have one
+# input), so one set of answers serves the comparison.
+answers = next(iter(metadata.values()), None)
+# The comparison depends on these only: the overlay's opacity and colormap do not.
+job = compare_job(classifiers, study, method, target, frame, plane, answers)
+comparison = jobs.show(jobs.submit(job), f"Comparing {len(chosen)} models")
+if comparison is None:
+    st.stop()
 
 st.warning("These are model outputs, not diagnoses: research and teaching models, not "
            "validated for clinical use.", icon=":material/warning:")
@@ -118,37 +100,59 @@ colormap = look[1].selectbox("Colormap", list(COLORMAPS), key="compare_colormap"
 
 shown = study.display(frame, None, plane)
 title = METHOD_TITLES[method]
+results = comparison.models
+# The same height for every model's bars, so the maps below them start level.
+bars_px = charts.probabilities_height(max(len(r.card.labels) for r in results))
+
+
+def row():
+    """One row of the side-by-side: a column per model, level with the rows above."""
+    return zip(st.columns(len(results)), results, strict=True)
+
+
 with st.container(key="compare_columns"):
-    for column, result in zip(st.columns(len(results)), results, strict=True):
-        with column:
-            c, seen = result.card, result.model_input.seen
-            st.subheader(c.id)
-            outside = c.outside_domain(study)
-            if outside:
-                st.warning(outside, icon=":material/warning:")
-            st.image(seen, caption=f"What {c.id} saw: {seen.shape[1]}x{seen.shape[0]}",
+    for column, result in row():
+        column.subheader(result.id)
+    warnings = [r.card.outside_domain(study) for r in results]
+    if any(warnings):
+        for (column, _), warning in zip(row(), warnings, strict=True):
+            if warning:
+                column.warning(warning, icon=":material/warning:")
+    for column, result in row():
+        seen = result.model_input.seen
+        column.image(seen, caption=f"What {result.id} saw: {seen.shape[1]}x{seen.shape[0]}",
                      width="stretch", output_format="PNG")
-            with st.expander("Steps from the study to its input"):
-                st.markdown("\n".join(f"1. {step}" for step in result.model_input.steps))
-            p = result.prediction
-            st.metric("Model output", p.label, help="The model's output, not a diagnosis.")
-            st.plotly_chart(charts.probabilities(p.probabilities, p.label), width="stretch",
-                            config={"displayModeBar": False}, key=f"compare_probs_{c.id}")
-            e = result.explanation
-            if e is not None:
-                st.image(overlay(shown, e.map, opacity, colormap),
-                         caption=f"{title} for '{e.label}' on {study.name}", width="stretch")
-                if e.empty:
-                    st.info(f"Nothing speaks for '{e.label}' here: the map is empty.",
-                            icon=":material/info:")
-            explained = (f" · {title} {e.seconds * 1000:.0f} ms on {result.explained_on}"
-                         if e is not None else "")
-            st.caption(f"Forward pass {result.forward_seconds * 1000:.0f} ms on "
+        with column.expander("Steps from the study to its input"):
+            st.markdown("\n".join(f"1. {step}" for step in result.model_input.steps))
+    for column, result in row():
+        p = result.prediction
+        column.metric("Model output", p.label, help="The model's output, not a diagnosis.")
+        column.plotly_chart(charts.probabilities(p.probabilities, p.label, bars_px),
+                            width="stretch", config={"displayModeBar": False},
+                            key=f"compare_probs_{result.id}")
+    for column, result in row():
+        e = result.explanation
+        if e is None:
+            column.caption(f"No {title} map.")
+            continue
+        column.image(overlay(shown, e.map, opacity, colormap),
+                     caption=f"{title} for '{e.label}' on {study.name}",
+                     width="stretch")
+        if e.empty:
+            column.info(f"Nothing speaks for '{e.label}' here: the map is empty.",
+                        icon=":material/info:")
+    for column, result in row():
+        e = result.explanation
+        explained = (f" · {title} {e.seconds * 1000:.0f} ms on {result.explained_on}"
+                     if e is not None else "")
+        column.caption(f"Forward pass {result.forward_seconds * 1000:.0f} ms on "
                        f"{result.runtime}{explained}")
-            st.caption(f"{result.parameters / 1e6:.1f} M parameters · file "
+        column.caption(f"{result.parameters / 1e6:.1f} M parameters · file "
                        f"{result.file_bytes / 1e6:.1f} MB")
+    if any(r.notes for r in results):
+        for column, result in row():
             for note in result.notes:
-                st.info(note, icon=":material/info:")
+                column.info(note, icon=":material/info:")
 
 st.subheader("Agreement of the maps")
 st.caption("IoU of the top-20% regions (each map's pixels at or above its 80th percentile) "

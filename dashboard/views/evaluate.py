@@ -1,21 +1,24 @@
 """Evaluate: one or more models on a labelled set. Accuracy, per-class scores, the
 confusion matrix (a cell shows its images with their Grad-CAM maps), ROC curves and
-calibration; several models side by side."""
+calibration; several models side by side. The evaluation and each map are jobs
+(core.jobs): the page shows their progress and never waits for them."""
 
 import streamlit as st
 
 from core import evaluate as ev
 from core.explain import ExplainError
 from core.explain.overlay import COLORMAPS, overlay
+from core.jobs import evaluate_job, executor, explain_job
 from core.models import ModelError
 from core.studies import StudyError
-from dashboard import charts, session_models
-from dashboard.recent import Recent
+from dashboard import state
+from dashboard.components import charts, jobs
+from dashboard.components import models as session_models
 
 DEFAULT_MODEL = "braintumor-xception"
 SAMPLES, ZIP, FOLDER = "Built-in samples", "Upload a .zip", "Upload a folder"
-RESULT = "evaluate_result"  # session state: (run number, Comparison)
 MAX_SHOWN = 12  # images of one confusion-matrix cell shown at once
+EXPECTED = (ExplainError, ModelError, StudyError)  # a map that cannot be made: a note
 
 st.title("Evaluate")
 st.caption("Research and teaching; not for diagnosis.")
@@ -23,8 +26,9 @@ st.caption("Research and teaching; not for diagnosis.")
 available = session_models.available()
 chosen = st.multiselect(
     "Models", list(available), default=[DEFAULT_MODEL] if DEFAULT_MODEL in available else [],
-    format_func=session_models.describe,
     help="Several models are measured on the same images and compared side by side.")
+if chosen:
+    st.caption("; ".join(f"**{i}**: {session_models.task(i)}" for i in chosen))
 source = st.radio("Labelled set", [SAMPLES, ZIP, FOLDER], horizontal=True,
                   help="A .zip or a folder with one sub-folder per label, named as the "
                        "model's labels (e.g. glioma/, meningioma/...).")
@@ -73,30 +77,32 @@ if st.button("Evaluate", type="primary", icon=":material/fact_check:", disabled=
     try:
         labelled = labelled_set()
         if labelled is not None:
-            with st.status(f"Loading {len(chosen)} model(s)…") as status:
+            with st.spinner(f"Loading {len(chosen)} model(s)…"):
                 classifiers = [session_models.classifier_for(m) for m in chosen]
-                status.update(label=f"{len(labelled.images)} images in {labelled.name}",
-                              state="complete")
-            bar = st.progress(0.0, text="Evaluating…")
-            comparison = ev.evaluate_models(classifiers, labelled,
-                                    progress=lambda done, text: bar.progress(done, text=text),
-                                    metadata=answers, only_known_labels=only_known)
-            bar.empty()
-            run = st.session_state.get(RESULT, (0, None))[0] + 1
-            st.session_state[RESULT] = (run, comparison)
+            job = evaluate_job(classifiers, labelled, answers or None, only_known)
+            state.forget_cancelled(job.key)  # asked for again: run it afresh
+            state.start_evaluation(executor().submit(job))
     except (ev.EvaluationError, StudyError, ModelError) as error:
         st.error(str(error), icon=":material/error:")
 
-run, comparison = st.session_state.get(RESULT, (0, None))
-if comparison is None:
+run = state.evaluation()
+if run is None:
     st.info("Choose one or more models and a labelled set, then Evaluate.",
             icon=":material/fact_check:")
     st.stop()
+models_run = run.handle.spec.params["models"]
+result = jobs.show(state.keep_evaluation(jobs.submit(run.handle.job)).handle,
+                   f"Evaluating {', '.join(models_run)}", (ev.EvaluationError,))
+if result is None:
+    st.stop()
+# One model's job gives its Evaluation, several a Scoreboard: the page shows a Scoreboard.
+scores = (result if isinstance(result, ev.Scoreboard)
+          else ev.Scoreboard(result.set_name, {result.model: result}, {}))
 
-st.subheader(f"On {comparison.set_name}")
-for model_id, error in comparison.errors.items():
+st.subheader(f"On {scores.set_name}")
+for model_id, error in scores.errors.items():
     st.error(f"{model_id} not evaluated: {error}", icon=":material/error:")
-st.dataframe(comparison.table(), hide_index=True, width="stretch", column_config={
+st.dataframe(scores.table(), hide_index=True, width="stretch", column_config={
     "model": "model", "n": st.column_config.NumberColumn("images"),
     "accuracy": st.column_config.NumberColumn("accuracy", format="%.3f"),
     "macro_f1": st.column_config.NumberColumn("macro F1", format="%.3f"),
@@ -108,26 +114,19 @@ st.dataframe(comparison.table(), hide_index=True, width="stretch", column_config
 })
 st.caption("A few images measure very little: these figures say how the models behave on "
            "this set, not how well they work.")
-if not comparison.evaluations:
+if not scores.evaluations:
     st.stop()
 
 look = st.columns([1, 1, 2])
 opacity = look[0].slider("Map opacity", 0.0, 1.0, 0.4, 0.05, key="evaluate_opacity")
 colormap = look[1].selectbox("Colormap", list(COLORMAPS), key="evaluate_colormap")
-maps: Recent = st.session_state.setdefault("evaluate_maps", Recent(64))
-
-
-def grad_cam(model_id: str, evaluation: ev.Evaluation, row: int):
-    """(picture, Grad-CAM) of one evaluated image: made once, kept for the session."""
-    key = (run, model_id, evaluation.images[row].name)
-    return maps.get(key, lambda: ev.explain_row(
-        session_models.classifier_for(model_id, method="gradcam"), evaluation, row))
 
 
 def show_cell(model_id: str, evaluation: ev.Evaluation, cell: tuple[str, str]) -> None:
     rows = evaluation.cell(*cell)
     st.markdown(f"**True {cell[0]}, predicted {cell[1]}: {len(rows)} image(s)**"
                 + (f" (the first {MAX_SHOWN})" if len(rows) > MAX_SHOWN else ""))
+    explainer = session_models.classifier_for(model_id, method="gradcam")
     grid = st.columns(4)
     for i, row in enumerate(rows[:MAX_SHOWN]):
         image = evaluation.images[row]
@@ -135,12 +134,20 @@ def show_cell(model_id: str, evaluation: ev.Evaluation, cell: tuple[str, str]) -
                         key=lambda pair: -pair[1])
         words = ", ".join(f"{label} {p:.2f}" for label, p in ranked)
         with grid[i % 4]:
+            # The image prepared exactly as it was evaluated (as core.evaluate.explain_row).
             try:
-                picture, explanation = grad_cam(model_id, evaluation, row)
-            except (ExplainError, ModelError, StudyError) as error:
+                study = evaluation.labelled_set.open(image)
+                frame = study.default_index()
+                model_input = explainer.card.prepare(study, frame=frame,
+                                                     metadata=evaluation.metadata)
+            except (StudyError, ValueError) as error:
                 st.caption(f"{image.name}: no map ({error})")
                 continue
-            st.image(overlay(picture, explanation.map, opacity, colormap),
+            explanation = jobs.show(jobs.submit(explain_job(explainer, model_input, "gradcam")),
+                                    f"{image.name}: Grad-CAM", EXPECTED, key=f"{model_id}_")
+            if explanation is None:
+                continue
+            st.image(overlay(study.display(frame), explanation.map, opacity, colormap),
                      caption=f"{image.name}: Grad-CAM for '{explanation.label}'",
                      width="stretch")
             st.caption(words)
@@ -172,26 +179,23 @@ def show(model_id: str, evaluation: ev.Evaluation) -> None:
         event = st.plotly_chart(
             charts.confusion_matrix(evaluation.confusion, list(evaluation.labels), normalise),
             on_select="rerun", selection_mode="points", width="stretch",
-            key=f"evaluate_cm_{run}_{model_id}", config={"displayModeBar": False})
+            key=f"evaluate_cm_{run.number}_{model_id}", config={"displayModeBar": False})
     cells = {(t, p): count for t, p, count in evaluation.cells()}
-    choice_key = f"evaluate_cell_{run}_{model_id}"
+    choice_key = f"evaluate_cell_{run.number}_{model_id}"
     # A new click on the heatmap picks its cell in the selectbox below; the selectbox
     # stays the user's to change until the next click.
     points = event.selection.points
-    clicked = tuple(points[0]["customdata"][:2]) if points else None
-    if clicked != st.session_state.get(f"{choice_key}_clicked"):
-        st.session_state[f"{choice_key}_clicked"] = clicked
-        if clicked in cells:
-            st.session_state[choice_key] = clicked
+    state.follow_click(choice_key, tuple(points[0]["customdata"][:2]) if points else None,
+                       cells)
     with right:
         st.markdown("**ROC curves**, one class against the rest")
         st.plotly_chart(charts.roc_curves(evaluation.roc, evaluation.roc_auc), width="stretch",
-                        key=f"evaluate_roc_{run}_{model_id}")
+                        key=f"evaluate_roc_{run.number}_{model_id}")
     st.markdown("**Reliability diagram**: is the model as sure as it is right?")
     r = evaluation.calibration
     st.plotly_chart(charts.reliability(r.edges, r.confidence, r.accuracy, r.count,
                                        evaluation.ece), width="stretch",
-                    key=f"evaluate_rel_{run}_{model_id}")
+                    key=f"evaluate_rel_{run.number}_{model_id}")
 
     cell = st.selectbox(
         "Images of a cell", list(cells), index=None, key=choice_key,
@@ -201,7 +205,7 @@ def show(model_id: str, evaluation: ev.Evaluation) -> None:
         show_cell(model_id, evaluation, cell)
 
 
-tabs = st.tabs(list(comparison.evaluations))
-for tab, (model_id, evaluation) in zip(tabs, comparison.evaluations.items(), strict=True):
+tabs = st.tabs(list(scores.evaluations))
+for tab, (model_id, evaluation) in zip(tabs, scores.evaluations.items(), strict=True):
     with tab:
         show(model_id, evaluation)

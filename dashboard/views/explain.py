@@ -1,42 +1,47 @@
 """Explain: a study, a model's prediction on it, the maps of what drove it, and whether
-those maps deserve trust."""
+those maps deserve trust.
 
-import hashlib
+The answer comes first: the study, its maps and the prediction side by side, then the
+controls that only change the picture, then the evidence (curves, the sanity check).
+Each map, its deletion/insertion AUCs and the sanity check are jobs (core.jobs): the page
+draws what is done and the progress of the rest, and never waits for them."""
 
 import streamlit as st
 
 from core import models
-from core.explain import METHODS, ExplainError, black, explain_input, find_method
+from core.explain import METHODS, ExplainError, black, find_method
 from core.explain import costs as method_costs
 from core.explain import metrics as trust
 from core.explain.backend.graph import spatial_layers
 from core.explain.overlay import COLORMAPS, overlay
+from core.jobs import executor, explain_job, faithfulness_job, sanity_job
 from core.models.samples import all_samples, samples
 from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
-from core.studies.viewing import Selection
-from dashboard import charts
-from dashboard.recent import Recent
-from dashboard.session_models import available, classifier_for, describe, metadata_form
-from dashboard.widgets import which_image
+from dashboard import state
+from dashboard.components import charts, jobs
+from dashboard.components.models import available, classifier_for, metadata_form, task
+from dashboard.components.widgets import which_image
 
 DEFAULT_MODEL = "braintumor-xception"
 FROM_VIEWER = "From the Viewer"
 AUTOMATIC = "automatic"
+GRID = 3  # pictures per row: the study and two maps beside it, then three maps a row
+EXPECTED = (ExplainError, models.ModelError)  # failures that are notes, not faults
 
 st.title("Explain")
 st.caption("Research and teaching; not for diagnosis.")
 
 by_id = available()
-selection: Selection | None = st.session_state.get("viewer_selection")
+selection = state.viewer_selection()
 sources = ["Built-in sample", "Upload a file"]
 if selection is not None:
     sources.insert(0, FROM_VIEWER)
 study = None
 token = "none"  # names the slice widgets of the study in use, so a new study starts afresh
 with st.sidebar:
-    model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL),
-                            format_func=describe)
+    model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL))
+    st.caption(task(model_id))
     card = by_id[model_id]
     metadata = metadata_form(card, f"explain_meta_{model_id}")
     # Keyed by the hand-over, so each image sent from the Viewer is selected on arrival.
@@ -77,46 +82,19 @@ with st.sidebar:
                                *((selection.plane, selection.index) if source == FROM_VIEWER
                                  else (None, None)))
 
-with st.status(f"Running {model_id}…", expanded=False) as status:
-    try:
+try:
+    # Loaded once per server (app.py starts loading the built-in ones at its start).
+    with st.spinner(f"Loading {model_id}…"):
         classifier = classifier_for(model_id)
-    except models.ModelError as error:
-        status.update(label="Model not available", state="error")
-        st.error(str(error), icon=":material/error:")
-        st.stop()
-    model_input = card.prepare(study, frame=frame, plane=plane, window=window,
-                               metadata=metadata)
-    prediction = classifier.predict(model_input)
-    status.update(label=f"{model_id} on {classifier.device}: {prediction.label}", state="complete")
+except models.ModelError as error:
+    st.error(str(error), icon=":material/error:")
+    st.stop()
+model_input = card.prepare(study, frame=frame, plane=plane, window=window, metadata=metadata)
+prediction = classifier.predict(model_input)  # one forward pass: quick, so done here
 
 outside = card.outside_domain(study)
 if outside:
     st.warning(outside, icon=":material/warning:")
-shown = study.display(frame, window, plane)
-image_col, result_col = st.columns([1, 1])
-with image_col:
-    st.subheader("Study")
-    view = study.view(frame, plane)
-    st.image(shown, caption=f"{study.name} · {view.label}", width="stretch", output_format="PNG")
-    used = model_input.window
-    st.caption(viewer.summary(study)
-               + (f" · window {used.describe(study.units)}" if used else ""))
-    with st.expander("What the model saw"):
-        st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input",
-                 output_format="PNG")
-        st.markdown("\n".join(f"1. {step}" for step in model_input.steps))
-
-with result_col:
-    st.subheader("Prediction")
-    st.metric("Model output", prediction.label)
-    if prediction.label in card.label_names:
-        st.caption(f"{prediction.label}: {card.label_names[prediction.label]}")
-    source_of = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
-    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source_of})")
-    st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
-                    width="stretch", config={"displayModeBar": False})
-    st.caption("A model's output, not a diagnosis.")
-
 
 
 def expected_seconds(name: str, values: dict | None = None) -> float | None:
@@ -130,8 +108,7 @@ def with_cost(name: str) -> str:
     return METHODS[name].title + (f" (~{expected:.1f} s)" if expected is not None else "")
 
 
-st.subheader("Why")
-controls = st.columns([2, 1, 2])
+controls = st.columns([2.6, 1.1, 2.3])
 chosen = controls[0].multiselect(
     "Methods", list(METHODS), default=["gradcam"], format_func=with_cost,
     help="Several methods are shown side by side on the same image; each with the time "
@@ -147,6 +124,9 @@ layer = controls[2].selectbox(
     help="The spatial layer the CAM methods read; automatic is the last one.")
 layer = None if layer == AUTOMATIC else layer
 
+# The answer is drawn here, above the controls that only change how it looks; those are
+# made first (below it on the page) because the pictures need their values.
+answer = st.container(key="answer")
 look = st.columns([1, 1, 2])
 opacity = look[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05)
 colormap = look[1].selectbox("Colormap", list(COLORMAPS))
@@ -188,74 +168,78 @@ with st.expander("Parameters and expected cost", expanded=False):
                f"(Integrated Gradients, occlusion, RISE, deletion) are black: "
                f"{black(card.input_spec):g} in the model's input units.")
 
+with st.expander("What the model saw"):
+    st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input",
+             output_format="PNG")
+    st.markdown("\n".join(f"1. {step}" for step in model_input.steps))
+
+# -- the answer: the study, its maps, the prediction -------------------------------------------
+
+shown = study.display(frame, window, plane)
+curves = {}  # method title -> its deletion and insertion, for the curves below
+with answer:
+    pictures, said = st.columns([3, 1], gap="medium")
+with said:
+    st.metric("Model output", prediction.label)
+    if prediction.label in card.label_names:
+        st.caption(f"{prediction.label}: {card.label_names[prediction.label]}")
+    source_of = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
+    st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source_of}) "
+               f"· {model_id} on {classifier.device}")
+    st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
+                    width="stretch", config={"displayModeBar": False})
+    st.caption("A model's output, not a diagnosis.")
+
+with pictures, st.container(key="overlay"):
+    cells = [None, *chosen]  # the study first, then each method's map
+    per_row = min(GRID, len(cells))
+    for start in range(0, len(cells), per_row):
+        row = st.columns(per_row)
+        for cell, name in zip(row, cells[start:start + per_row], strict=False):
+            with cell:
+                if name is None:
+                    view = study.view(frame, plane)
+                    st.image(shown, caption=f"{study.name} · {view.label}", width="stretch",
+                             output_format="PNG")
+                    used = model_input.window
+                    st.caption(viewer.summary(study)
+                               + (f" · window {used.describe(study.units)}" if used else ""))
+                    continue
+                title = METHODS[name].title
+                job = explain_job(classifier_for(model_id, name), model_input, name, target,
+                                  layer, options.get(name))
+                explanation = jobs.show(jobs.submit(job), title, EXPECTED)
+                if explanation is None:
+                    continue
+                st.image(overlay(shown, explanation.map, opacity, colormap),
+                         caption=f"{title} for '{explanation.label}' on {study.name}",
+                         width="stretch")
+                where = f"layer {explanation.layer} · " if explanation.layer else ""
+                extra = explanation.info.get("completeness_error")
+                completeness = (f" · completeness error {extra[0]:.1%}" if extra else "")
+                st.caption(f"{where}{explanation.seconds * 1000:.0f} ms{completeness}")
+                if explanation.empty:
+                    st.info(f"Nothing speaks for '{explanation.label}' here: the map is "
+                            "empty.", icon=":material/info:")
+                elif with_metrics:
+                    check = faithfulness_job(classifier_for(model_id, name), model_input, job,
+                                             explanation, black(card.input_spec),
+                                             trust.INTERACTIVE)
+                    scores = jobs.show(jobs.submit(check), "Deletion and insertion",
+                                       EXPECTED, key=name)
+                    if scores is not None:
+                        st.caption(scores.summary)
+                        curves[title] = scores
+
 if not chosen:
-    st.info("Choose one or more methods above.", icon=":material/info:")
-    st.stop()
+    with answer:
+        st.info("Choose one or more methods above.", icon=":material/info:")
 
-recent: Recent = st.session_state.setdefault("explain_recent", Recent(32))
-# The exact input: the image, and the metadata vector for a model that takes one.
-digest = hashlib.sha1(b"".join(a.tobytes() for a in (model_input.array, model_input.metadata)
-                               if a is not None)).hexdigest()
-
-
-def key_of(kind: str, name: str) -> tuple:
-    """What a result depends on: the model, the exact input, the method and its choices."""
-    return (kind, model_id, digest, name, target, layer, tuple(sorted(options[name].items())))
-
-
-def run_method(name: str):
-    def make():
-        # The progress bar only when the map is made, not when it is reused.
-        bar = st.progress(0.0, text=f"{METHODS[name].title}…")
-        try:
-            return explain_input(
-                classifier_for(model_id, name), model_input, name, target, layer,
-                progress=lambda done, text: bar.progress(done, text=text), **options[name])
-        finally:
-            bar.empty()
-
-    return recent.get(key_of("map", name), make)
-
-
-def run_faithfulness(name: str, explanation):
-    return recent.get(key_of("auc", name), lambda: trust.faithfulness(
-        classifier_for(model_id, name), model_input.inputs, explanation.input_map,
-        target=explanation.target, baseline=black(card.input_spec), **trust.INTERACTIVE))
-
-
-results = {}
-with st.container(key="overlay"):
-    grid = st.columns(min(len(chosen), 3))
-    for i, name in enumerate(chosen):
-        with grid[i % len(grid)]:
-            title = METHODS[name].title
-            try:
-                explanation = run_method(name)
-            except (ExplainError, models.ModelError) as error:
-                st.info(f"{title}: {error}", icon=":material/info:")
-                continue
-            results[name] = explanation
-            st.image(overlay(shown, explanation.map, opacity, colormap),
-                     caption=f"{title} for '{explanation.label}' on {study.name}",
-                     width="stretch")
-            where = f"layer {explanation.layer} · " if explanation.layer else ""
-            extra = explanation.info.get("completeness_error")
-            completeness = (f" · completeness error {extra[0]:.1%}" if extra else "")
-            st.caption(f"{where}{explanation.seconds * 1000:.0f} ms{completeness}")
-            if explanation.empty:
-                st.info(f"Nothing speaks for '{explanation.label}' here: the map is empty.",
-                        icon=":material/info:")
-            elif with_metrics:
-                with st.spinner("Deletion and insertion…"):
-                    f = run_faithfulness(name, explanation)
-                st.caption(f.summary)
-
-if with_metrics and results:
+if with_metrics and curves:
     with st.expander("Deletion and insertion curves"):
-        curves = {METHODS[n].title: run_faithfulness(n, e) for n, e in results.items()
-                  if not e.empty}
-        if curves:
-            st.plotly_chart(charts.faithfulness(curves), width="stretch")
+        st.plotly_chart(charts.faithfulness(curves), width="stretch")
+
+# -- the sanity check ---------------------------------------------------------------------------
 
 st.subheader("Sanity check")
 st.caption("Adebayo et al. 2018: randomise the model's weights layer by layer from the top; "
@@ -265,40 +249,43 @@ checkable = [n for n in chosen if find_method(n).gradients or find_method(n).use
 if keras_model is None or not checkable:
     st.caption("Needs a Keras model and a gradient or CAM method.")
 else:
-    sanity_cols = st.columns([2, 1, 1])
+    sanity_cols = st.columns([2, 1, 1], vertical_alignment="bottom")
     check_method = sanity_cols[0].selectbox("Method to check", checkable,
                                             format_func=lambda m: METHODS[m].title)
     steps = sanity_cols[1].number_input("Steps (0: one per layer)", 0, 200, 8,
                                         key="sanity_steps",
                                         help="Layers are randomised in this many groups.")
+    check_job = sanity_job(classifier_for(model_id, "gradcam"), model_input, check_method,
+                           card.labels.index(target), layer, steps or None,
+                           options.get(check_method))
     if sanity_cols[2].button("Sanity check", icon=":material/science:"):
-        bar = st.progress(0.0, text="Randomising…")
-        try:
-            check = trust.sanity_check(
-                keras_model, model_input.batch, check_method,
-                target=card.labels.index(target), layer=layer,
-                progress=lambda done, text: bar.progress(done, text=text),
-                max_steps=steps or None, **options[check_method])
-        except ExplainError as error:
-            st.error(str(error), icon=":material/error:")
-        else:
-            st.session_state["explain_sanity"] = (check_method, digest, check)
-        finally:
-            bar.empty()
-    kept = st.session_state.get("explain_sanity")
-    if kept is not None and kept[1] == digest:
-        checked, _, check = kept
+        state.forget_cancelled(check_job.key)  # asked for again: run it afresh
+        state.set_sanity_check(executor().submit(check_job))
+    held = state.sanity_check()
+    # Shown while it is the check of what the page shows (this input, method, class...).
+    check = None
+    if held is not None and held.key == check_job.key:
+        handle = jobs.submit(held.job)
+        state.set_sanity_check(handle)
+        check = jobs.show(handle, f"Sanity check of {METHODS[check_method].title}", EXPECTED,
+                          key="sanity")
+    if check is not None:
         st.plotly_chart(charts.sanity(check.layers, check.spearman, check.empty,
-                                      METHODS[checked].title), width="stretch")
+                                      METHODS[check_method].title), width="stretch")
         st.caption(check.summary)
-        pictures = [(check.original, "original model")] + [
+        tiles = [(check.original, "original model")] + [
             (m, f"random down to {name}: " + ("empty map" if empty else f"ρ = {rho:.2f}"))
             for m, name, rho, empty in zip(check.maps, check.layers, check.spearman,
                                            check.empty, strict=True)]
-        row = st.columns(5)
-        for i, (picture, caption) in enumerate(pictures):
-            row[i % 5].image(overlay(model_input.seen, picture, opacity, colormap),
-                             caption=caption, width="stretch")
+        # One row of columns per five tiles, so every row starts level (one set of five
+        # columns let the captions' line counts stagger the pictures).
+        with st.container(key="sanity_grid"):
+            for start in range(0, len(tiles), 5):
+                row = st.columns(5)
+                for cell, (picture, caption) in zip(row, tiles[start:start + 5],
+                                                    strict=False):
+                    cell.image(overlay(model_input.seen, picture, opacity, colormap),
+                               caption=caption, width="stretch")
 
 with st.expander("Model card"):
     st.json(card.to_dict())

@@ -28,6 +28,10 @@ st.page_link("views/zoo.py", label="Model zoo: every model's card and layers; ad
              icon=":material/inventory_2:")
 
 st.subheader("Built-in models")
+# Widths that add up to the page's width at 1440 px, and rows tall enough that Streamlit
+# wraps the long texts (it wraps only above 4rem): the whole table is read, none cut off.
+WIDTHS = {"model": 140, "task": 230, "labels": 150, "input": 80, "runtime": 70,
+          "source": 120, "licence": 120}
 st.dataframe(
     [
         {
@@ -43,4 +47,7 @@ st.dataframe(
     ],
     hide_index=True,
     width="stretch",
+    row_height=72,
+    column_config={name: st.column_config.TextColumn(name, width=px)
+                   for name, px in WIDTHS.items()},
 )

@@ -8,7 +8,8 @@ import streamlit as st
 from core.studies import Study, StudyError
 from core.studies import viewing as viewer
 from core.studies.windows import Window
-from dashboard.widgets import which_image
+from dashboard import state
+from dashboard.components.widgets import which_image
 
 SOURCES = ["Built-in example", "Upload files"]
 
@@ -28,40 +29,26 @@ def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | 
     return viewer.window_choices(_study)
 
 
-def _remember(key: str) -> None:
-    st.session_state[f"_kept_{key}"] = st.session_state[key]
-
-
-def kept(key: str) -> dict:
-    """Widget arguments that keep its value across a visit to another page.
-
-    Streamlit forgets a widget's value once a run on another page leaves it out; a
-    plain session value (set on every change) survives and is put back first.
-    """
-    if key not in st.session_state and f"_kept_{key}" in st.session_state:
-        st.session_state[key] = st.session_state[f"_kept_{key}"]
-    return {"key": key, "on_change": _remember, "args": (key,)}
-
-
 def uploaded(files: list) -> viewer.Uploads:
     """The uploads opened once per set of files, kept in this session only."""
     token = tuple(f.file_id for f in files)
-    held = st.session_state.get("viewer_uploads")
-    if held is None or held[0] != token:
+    opened = state.viewer_uploads(token)
+    if opened is None:
         with st.spinner(f"Reading {len(files)} file(s)…"):
             opened = viewer.open_uploads([(f.name, f.getvalue()) for f in files])
-        held = st.session_state["viewer_uploads"] = (token, opened)
-    return held[1]
+        state.set_viewer_uploads(token, opened)
+    return opened
 
 
 studies: list[tuple[str, Study]] = []  # (token naming the study's widgets, study)
 errors: list[str] = []
 with st.sidebar:
-    source = st.radio("Study", SOURCES, horizontal=True, **kept("viewer_source"))
+    source = st.radio("Study", SOURCES, horizontal=True, **state.kept("viewer_source"))
     if source == SOURCES[0]:
         file = st.selectbox(
             "Example", list(viewer.EXAMPLES), index=None, placeholder="Choose an example",
-            format_func=lambda f: f"{viewer.EXAMPLES[f].title} ({f})", **kept("viewer_example"),
+            format_func=lambda f: f"{viewer.EXAMPLES[f].title} ({f})",
+            **state.kept("viewer_example"),
         )
         if file is not None:
             try:
@@ -81,7 +68,7 @@ with st.sidebar:
             if opened.note:
                 st.info(opened.note, icon=":material/info:")
         else:
-            st.session_state.pop("viewer_uploads", None)
+            state.forget_viewer_uploads()
 
 for error in errors:
     st.error(error, icon=":material/error:")
@@ -131,8 +118,8 @@ with image_col:
     st.caption(viewer.spacing_caption(pic, study))
     if st.button("Send to Explain", icon=":material/visibility:", type="primary",
                  help="Run a model on this image, as windowed here."):
-        st.session_state["viewer_selection"] = viewer.Selection(
-            study, index, plane, window, secrets.token_hex(4))
+        state.set_viewer_selection(state.Selection(study, index, plane, window,
+                                                   secrets.token_hex(4)))
         st.switch_page("views/explain.py")
 
 with info_col:

@@ -5,7 +5,7 @@ import streamlit as st
 from core import models
 from core.models import ModelCard, ModelError
 from core.models.architecture import Architecture, architecture, card_facts
-from dashboard import session_models
+from dashboard.components import models as session_models
 
 st.title("Model zoo")
 st.caption("Research and teaching; not for diagnosis.")

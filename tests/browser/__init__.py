@@ -20,7 +20,7 @@ from pathlib import Path
 
 from playwright.sync_api import Browser, Locator, Page, Playwright, expect, sync_playwright
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]  # tests/browser/__init__.py
 APP = ROOT / "dashboard" / "app.py"
 STREAMLIT = Path(sys.executable).with_name("streamlit")
 
@@ -36,8 +36,8 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-# Wide enough for the Explain page's three columns to sit side by side.
-VIEWPORT = {"width": 1400, "height": 900}
+# A common laptop screen: the pages are laid out so their answer shows above its fold.
+VIEWPORT = {"width": 1440, "height": 900}
 
 HEALTH_TIMEOUT_S = 60.0
 # The first run after server start loads and traces a TensorFlow model.
@@ -254,11 +254,12 @@ def wait_for_overlay(page: Page, name: str, timeout_s: float = OVERLAY_TIMEOUT_S
 
 
 def model_device(page: Page) -> str:
-    """The device the status line reports ("<model> on CPU: <label>"), or "unknown"."""
-    status = page.get_by_test_id("stExpander").filter(has_text=re.compile(r" on \w+: "))
-    if status.count() == 0:
+    """The device the prediction's caption reports ("... · <model> on CPU"), or "unknown"."""
+    caption = page.get_by_test_id("stCaptionContainer").filter(
+        has_text=re.compile(r"^Probability .* on \w+$"))
+    if caption.count() == 0:
         return "unknown"
-    match = re.search(r" on (\w+): ", status.first.inner_text())
+    match = re.search(r" on (\w+)$", caption.first.inner_text().strip())
     return match[1] if match else "unknown"
 
 
@@ -337,3 +338,35 @@ def wait_for_viewer_image(page: Page, previous: str | None,
     ready = page.wait_for_function(_VIEWER_IMAGE_READY, arg=previous, polling="raf",
                                    timeout=timeout_s * 1000)
     return float(ready.json_value()) / 1000
+
+
+# -- jobs on the page -----------------------------------------------------------------------
+
+def add_method(page: Page, title: str) -> None:
+    """Add a method to Explain's "Methods" picker by its title ("RISE")."""
+    picker = page.get_by_test_id("stMultiSelect").filter(
+        has=page.get_by_test_id("stWidgetLabel").get_by_text("Methods", exact=True))
+    box = picker.get_by_role("combobox")
+    box.click()
+    box.fill(title)  # the list shows its first options only: filter it to this one
+    page.get_by_role("option").filter(has_text=re.compile(rf"^{re.escape(title)}\b")).click()
+    page.keyboard.press("Escape")
+
+
+def set_number(page: Page, label: str, value: int | float) -> None:
+    """Type a value into the number box `label` and commit it (Enter)."""
+    box = page.get_by_label(label, exact=True)
+    box.fill(str(value))
+    box.press("Enter")
+
+
+def progress_text(page: Page, starts: str) -> Locator:
+    """The text of the progress bar of a running job whose line starts with `starts`."""
+    return page.get_by_test_id("stProgress").filter(
+        has_text=re.compile(rf"^\s*{re.escape(starts)}"))
+
+
+def wait_jobs_done(page: Page, timeout_s: float = OVERLAY_TIMEOUT_S) -> None:
+    """Wait until the page shows no running job (no progress bar) and its run is over."""
+    expect(page.get_by_test_id("stProgress")).to_have_count(0, timeout=timeout_s * 1000)
+    wait_idle(page, timeout_s)

@@ -21,7 +21,7 @@ from core.explain import explain_input
 from core.models import ModelError, card, package_path
 from core.models.metadata import MetadataError
 from core.studies import open_study
-from tests.test_cli import medlens
+from tests.slow.test_cli import medlens
 
 SKIN = "skinlesion-xception"
 

@@ -19,6 +19,8 @@ from core.compare import shared_labels
 from core.explain import ExplainError
 from core.explain.metrics.agreement import agreement, top_region
 from core.models import card
+from tests.app.pages import model_cells
+from tests.app.waiting import settle, spy_on_submit
 from tests.conftest import app_page
 
 TUMOUR = "braintumor-xception,braintumor-vgg16"
@@ -192,13 +194,16 @@ def image_captions(at: AppTest) -> list[str]:
     return [img.caption for element in at.get("image") for img in element.proto.imgs]
 
 
-def test_page_compares_the_tumour_models_side_by_side(brain_samples):
+def test_page_compares_the_tumour_models_side_by_side(brain_samples, monkeypatch):
+    from core.jobs import DONE
+
+    submitted = spy_on_submit(monkeypatch)
     at = app_page("views/compare.py")
     assert at.title[0].value == "Compare"
     assert at.caption[0].value == "Research and teaching; not for diagnosis."
     assert at.multiselect(key="compare_models").value == TUMOUR.split(",")
     sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
-    at.selectbox(key="compare_sample").set_value(sample).run()
+    settle(at.selectbox(key="compare_sample").set_value(sample))
     assert not at.exception and not at.error
     assert any("not diagnoses" in w.value for w in at.warning)
     captions = image_captions(at)
@@ -207,10 +212,11 @@ def test_page_compares_the_tumour_models_side_by_side(brain_samples):
     assert captions.count("Grad-CAM for 'glioma' on Te-gl_0010.jpg") == 2
     assert [m.value for m in at.metric] == ["glioma", "glioma"]
     # One column per model, each headed by its id, with its input, answer and map.
-    model_columns = [c for c in at.columns if len(c.subheader)]
-    assert [c.subheader[0].value for c in model_columns] == TUMOUR.split(",")
-    for column in model_columns:
-        assert len(column.get("image")) == 2 and len(column.metric) == 1
+    cells = model_cells(at, 2)
+    assert [c[0].subheader[0].value for c in cells] == TUMOUR.split(",")
+    for column in cells:
+        assert sum(len(c.get("image")) for c in column) == 2
+        assert sum(len(c.metric) for c in column) == 1
     table = at.dataframe[0].value
     assert list(table["model A"]) == ["braintumor-xception"]
     assert list(table["model B"]) == ["braintumor-vgg16"]
@@ -219,11 +225,10 @@ def test_page_compares_the_tumour_models_side_by_side(brain_samples):
     assert any("both say glioma" in m.value for m in at.markdown)
     assert any(c.value.startswith("All models have the same labels") for c in at.caption)
     assert sum(c.value.startswith("Forward pass") for c in at.caption) == 2
-    # Changing the overlay reuses the maps: the stored results are the same objects.
-    recent = at.session_state["compare_recent"]
-    before = list(recent._values.values())
+    # Changing the overlay reuses the comparison: the same job, done, not submitted anew.
+    before = [h for h in submitted if h.spec.kind == "compare"]
+    assert before and all(h is before[-1] for h in before) and before[-1].state == DONE
     at.slider(key="compare_opacity").set_value(0.7).run()
     assert not at.exception
-    after = list(at.session_state["compare_recent"]._values.values())
-    assert len(after) == len(before) == 2 and all(a is b for a, b in zip(before, after,
-                                                                           strict=True))
+    after = [h for h in submitted if h.spec.kind == "compare"][len(before):]
+    assert len(after) == 1 and after[0] is before[-1]

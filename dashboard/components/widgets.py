@@ -25,3 +25,4 @@ def which_image(study: Study, key: str, plane: str | None = None,
         frame = st.slider("Slice" if plane else "Frame", 1, count, frame + 1,
                           key=f"{key}_index_{plane}") - 1
     return plane, frame
+

@@ -16,6 +16,7 @@ from streamlit.testing.v1 import AppTest
 from core import evaluate as ev
 from core.cli import main
 from core.models import card
+from tests.app.waiting import settle
 from tests.conftest import app_page
 
 WAIT_MS = 120_000  # the browser test's waits for a fresh server's first model run
@@ -275,7 +276,7 @@ def test_page_on_samples_with_a_cell_and_its_maps():
     at = evaluate_page()
     assert "not for diagnosis" in at.caption[0].value
     assert at.multiselect[0].value == ["braintumor-xception"]
-    at.button[0].click().run()
+    settle(at.button[0].click())
     assert not at.exception and not at.error
     table = at.dataframe[0].value
     assert table["model"].tolist() == ["braintumor-xception"]
@@ -292,7 +293,7 @@ def test_page_on_samples_with_a_cell_and_its_maps():
     assert ["pituitary", "meningioma", 2] in cells and len(cells) == 16
     box = next(s for s in at.selectbox if s.label == "Images of a cell")
     assert box.options[0] == "true pituitary → predicted meningioma (2)"
-    box.set_value(("pituitary", "meningioma")).run()
+    settle(box.set_value(("pituitary", "meningioma")))
     assert not at.exception
     captions = [img.caption for el in at.get("image") for img in el.proto.imgs]
     assert captions == ["Te-pi_0015.jpg: Grad-CAM for 'meningioma'",
@@ -309,7 +310,7 @@ def test_page_on_samples_with_a_cell_and_its_maps():
 def test_page_reports_a_model_that_does_not_fit_the_set():
     at = evaluate_page()
     at.multiselect[0].set_value(["braintumor-xception", "pneumonia-xception"]).run()
-    at.button[0].click().run()
+    settle(at.button[0].click())
     assert not at.exception
     assert any("pneumonia-xception not evaluated" in e.value and "not among" in e.value
                for e in at.error)
@@ -328,7 +329,7 @@ def test_page_on_an_uploaded_zip_and_folder(exported):
     at.radio[0].set_value("Upload a .zip").run()
     at.file_uploader(key="evaluate_zip").set_value(
         ("brain.zip", buffer.getvalue(), "application/zip")).run()
-    at.button[0].click().run()
+    settle(at.button[0].click())
     assert not at.exception and not at.error
     assert at.dataframe[0].value["n"].tolist() == [17]
     assert at.subheader[0].value == "On brain.zip"
@@ -337,7 +338,7 @@ def test_page_on_an_uploaded_zip_and_folder(exported):
     uploads = [(f"brain/{p.relative_to(folder)}", p.read_bytes(), "image/jpeg")
                for p in files] + [("brain/glioma/broken.jpg", b"not an image", "image/jpeg")]
     at.file_uploader(key="evaluate_folder").set_value(uploads).run()
-    at.button[0].click().run()
+    settle(at.button[0].click())
     assert not at.exception and not at.error
     assert at.dataframe[0].value["accuracy"].tolist() == [pytest.approx(15 / 17)]
     assert at.expander[-1].label == "1 file(s) skipped"

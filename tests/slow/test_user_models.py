@@ -16,7 +16,7 @@ from core.explain import explain_input
 from core.models import ModelError, card, model_file
 from core.models.user import UNSAFE_SETTING, load_user_model
 from core.studies import open_study
-from tests.test_cli import medlens
+from tests.slow.test_cli import medlens
 
 XCEPTION_PREP = "scale=xception,resize=nearest"
 TUMOUR_LABELS = "glioma,meningioma,notumor,pituitary"

@@ -1,10 +1,14 @@
-"""The app through Streamlit's AppTest: pages render, samples and uploads work."""
+"""The app through Streamlit's AppTest: pages render, samples and uploads work.
+
+A page submits its maps as jobs and returns; `settle` waits for them and reruns it, as
+the browser's polling does."""
 
 from __future__ import annotations
 
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.waiting import settle
 from tests.conftest import app_page
 
 
@@ -29,14 +33,14 @@ def test_sample_gives_prediction_chart_and_overlay(brain_samples):
     at = explain_page()
     sample_box = next(s for s in at.selectbox if s.label == "Sample")
     sample = next(s for s in brain_samples if s.name == "Te-me_0016.jpg")
-    sample_box.set_value(sample).run()
+    settle(sample_box.set_value(sample))
     assert not at.exception
     assert at.metric[0].value == "meningioma"
     assert any("(softmax of its logits)" in c.value for c in at.caption)
     assert len(at.get("plotly_chart")) == 2  # probabilities; deletion and insertion curves
     assert "Grad-CAM for 'meningioma' on Te-me_0016.jpg" in captions(at)
     # Changing the class to explain redraws the map for that class.
-    next(s for s in at.selectbox if s.label == "Class to explain").set_value("glioma").run()
+    settle(next(s for s in at.selectbox if s.label == "Class to explain").set_value("glioma"))
     assert "Grad-CAM for 'glioma' on Te-me_0016.jpg" in captions(at)
 
 
@@ -44,7 +48,7 @@ def test_onnx_model_predicts_on_onnx_and_is_explained_on_its_keras_port(brain_sa
     at = explain_page()
     next(s for s in at.selectbox if s.label == "Model").set_value("braintumor-vgg16").run()
     sample = next(s for s in brain_samples if s.name == "Te-pi_0014.jpg")
-    next(s for s in at.selectbox if s.label == "Sample").set_value(sample).run()
+    settle(next(s for s in at.selectbox if s.label == "Sample").set_value(sample))
     assert not at.exception
     assert at.metric[0].value == "pituitary"
     assert any("(the model's own output)" in c.value for c in at.caption)
@@ -56,7 +60,7 @@ def test_methods_side_by_side_with_their_aucs(brain_samples):
     at = explain_page()
     sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
     next(s for s in at.selectbox if s.label == "Sample").set_value(sample).run()
-    at.multiselect[0].set_value(["gradcam", "saliency", "occlusion"]).run()
+    settle(at.multiselect[0].set_value(["gradcam", "saliency", "occlusion"]))
     assert not at.exception and not at.error
     for title in ("Grad-CAM", "Saliency", "Occlusion"):
         assert f"{title} for 'glioma' on Te-gl_0010.jpg" in captions(at)
@@ -67,9 +71,9 @@ def test_methods_side_by_side_with_their_aucs(brain_samples):
     assert any(m.value.startswith("**Occlusion**") and "about" in m.value
                for m in at.markdown)
     # A changed option makes a new map; the class picker applies to every method.
-    at.number_input(key="option_occlusion_patch").set_value(0.25).run()
+    settle(at.number_input(key="option_occlusion_patch").set_value(0.25))
     assert not at.exception
-    next(s for s in at.selectbox if s.label == "Class to explain").set_value("meningioma").run()
+    settle(next(s for s in at.selectbox if s.label == "Class to explain").set_value("meningioma"))
     assert "Saliency for 'meningioma' on Te-gl_0010.jpg" in captions(at)
 
 
@@ -77,12 +81,12 @@ def test_layer_picker_and_sanity_check(brain_samples):
     at = explain_page()
     sample = next(s for s in brain_samples if s.name == "Te-gl_0010.jpg")
     next(s for s in at.selectbox if s.label == "Sample").set_value(sample).run()
-    next(s for s in at.selectbox if s.label == "Layer (CAM methods)").set_value(
-        "xception/block13_sepconv2_act").run()
+    settle(next(s for s in at.selectbox if s.label == "Layer (CAM methods)").set_value(
+        "xception/block13_sepconv2_act"))
     assert any(c.value.startswith("layer xception/block13_sepconv2_act") for c in at.caption)
-    at.multiselect[0].set_value(["guided-backprop"]).run()
+    settle(at.multiselect[0].set_value(["guided-backprop"]))
     at.number_input(key="sanity_steps").set_value(3).run()
-    next(b for b in at.button if b.label == "Sanity check").click().run()
+    settle(next(b for b in at.button if b.label == "Sanity check").click())
     assert not at.exception and not at.error
     randomised = [c for c in captions(at) if c.startswith("random down to")]
     assert len(randomised) == 3 and randomised[-1].startswith("random down to xception/block1")
@@ -95,7 +99,7 @@ def test_dicom_upload_is_explained(ct_small):
     at = explain_page()
     at.radio[0].set_value("Upload a file").run()
     at.file_uploader[0].set_value(("CT_small.dcm", ct_small.read_bytes(), "application/dicom"))
-    at.run()
+    settle(at)
     assert not at.exception
     assert not at.error
     assert at.metric[0].value in ("glioma", "meningioma", "notumor", "pituitary")

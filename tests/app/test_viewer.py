@@ -16,6 +16,7 @@ from core.models import card
 from core.studies import open_study
 from core.studies import viewing as viewer
 from core.studies.windows import Window
+from tests.app.waiting import settle
 from tests.conftest import app_page, dicom_file
 from tests.series import write_series
 
@@ -218,9 +219,10 @@ def test_identifying_tags_hidden_until_the_toggle():
 def send_to_explain(at: AppTest) -> AppTest:
     widget(at.button, "Send to Explain").click().run()
     # AppTest reruns the page its own switch_page() last named, whatever st.switch_page
-    # did; name Explain so that later runs stay there, as the browser does.
+    # did; name Explain so that later runs stay there, as the browser does. Its maps are
+    # jobs: settle waits for them and reruns it, as the browser's polling does.
     at.switch_page("views/explain.py")
-    return at
+    return settle(at)
 
 
 def test_send_to_explain_predicts_on_that_image():
@@ -262,7 +264,7 @@ def test_send_a_volume_slice_to_explain(tmp_path):
     assert at.metric[0].value in card("braintumor-xception").labels
 
     # Explain's own slice controls move the image the model sees.
-    widget(at.slider, "Slice").set_value(10).run()
+    settle(widget(at.slider, "Slice").set_value(10))
     assert "coronal 10 of 128 (radiological orientation)" in "\n".join(
         m.value for m in at.markdown)
 

@@ -5,8 +5,15 @@ from __future__ import annotations
 import plotly.graph_objects as go
 
 
-def probabilities(probabilities: dict[str, float], predicted: str) -> go.Figure:
-    """Horizontal bars, one per class, the predicted one highlighted."""
+def probabilities_height(classes: int) -> int:
+    """The pixel height of `probabilities` for this many classes."""
+    return 60 + 40 * classes
+
+
+def probabilities(probabilities: dict[str, float], predicted: str,
+                  height: int | None = None) -> go.Figure:
+    """Horizontal bars, one per class, the predicted one highlighted; `height` (pixels)
+    lets side-by-side charts of models with fewer classes stay as tall as the others."""
     labels = list(probabilities)
     values = [probabilities[label] for label in labels]
     colours = ["#4FC3F7" if label == predicted else "#607D8B" for label in labels]
@@ -24,7 +31,7 @@ def probabilities(probabilities: dict[str, float], predicted: str) -> go.Figure:
     figure.update_layout(
         xaxis={"range": [0, 1], "tickformat": ".0%", "title": "probability"},
         yaxis={"autorange": "reversed"},
-        height=60 + 40 * len(labels),
+        height=height or probabilities_height(len(labels)),
         margin={"l": 10, "r": 10, "t": 10, "b": 40},
     )
     return figure

@@ -16,12 +16,12 @@ from core.models import Classifier, ModelCard, ModelError
 from core.models.inputs import RESIZES, SCALES
 from core.models.metadata import UNKNOWN
 from core.models.user import PREPROCESS_DEFAULTS, PREPROCESS_KEYS, load_user_model
-
-KEY = "user_models"  # session state: id -> Classifier
+from dashboard import state
 
 
 def uploaded() -> dict[str, Classifier]:
-    return st.session_state.setdefault(KEY, {})
+    """This session's uploaded models, by id."""
+    return state.user_models()
 
 
 def available() -> dict[str, ModelCard]:
@@ -32,9 +32,15 @@ def available() -> dict[str, ModelCard]:
 
 
 def describe(model_id: str) -> str:
-    """'id — task', for pickers."""
+    """'id — task', for pickers wide enough to show it whole."""
     c = available()[model_id]
     return f"{c.id} — {c.task}"
+
+
+def task(model_id: str) -> str:
+    """What the model does, in words: the caption under a picker that shows ids only
+    (a sidebar box cuts anything longer than an id)."""
+    return available()[model_id].task
 
 
 def classifier_for(model_id: str, method: str | None = None) -> Classifier:
