@@ -339,17 +339,22 @@ def run_job(job: Job, label: str) -> Any:
     maps to the same exit status as before; Ctrl-C cancels the job."""
     from core.jobs import DONE, JobError, executor
 
-    handle = executor().submit(job)
-    with TerminalProgress(label) as line:
-        if line.active:
-            handle.listen(line.listen)
-            line.listen(handle)  # where it is now: it may have started and reported already
-        try:
-            handle.wait()
-        except KeyboardInterrupt:
+    handle = None
+    try:
+        handle = executor().submit(job)
+        with TerminalProgress(label) as line:
+            if line.active:
+                handle.listen(line.listen)
+                line.listen(handle)  # where it is now: it may have started and reported
+            # Short waits, not one long one: the kernel may hand SIGINT to a worker
+            # thread, and then only a main thread that wakes up runs Python's handler.
+            while not handle.wait(0.1):
+                pass
+    except KeyboardInterrupt:
+        if handle is not None:
             handle.cancel()  # it stops at its next progress report
             _cancelled.append(handle)
-            raise
+        raise
     if handle.state == DONE:
         return handle.result
     if handle.exception is not None:

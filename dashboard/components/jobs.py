@@ -66,8 +66,9 @@ def _watch(handle: Handle, title: str, key: str) -> None:
     if place:
         text = f"{title}: queued, number {place} in line for a worker"
     else:
-        ran = f" · {handle.seconds:.0f} s" if handle.seconds else ""
-        text = f"{title}: {handle.text}{ran}"
+        # The work's own line often names it already ("RISE: 96 of 500 masks").
+        said = handle.text if handle.text.startswith(title) else f"{title}: {handle.text}"
+        text = said + (f" · {handle.seconds:.0f} s" if handle.seconds else "")
     bar.progress(handle.progress, text=text)
 
 

@@ -94,6 +94,8 @@ if comparison is None:
 
 st.warning("These are model outputs, not diagnoses: research and teaching models, not "
            "validated for clinical use.", icon=":material/warning:")
+# The side-by-side is drawn first, the controls that only change its look below it.
+side_by_side = st.container(key="compare_columns")
 look = st.columns([1, 1, 2])
 opacity = look[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05, key="compare_opacity")
 colormap = look[1].selectbox("Colormap", list(COLORMAPS), key="compare_colormap")
@@ -101,7 +103,7 @@ colormap = look[1].selectbox("Colormap", list(COLORMAPS), key="compare_colormap"
 shown = study.display(frame, None, plane)
 title = METHOD_TITLES[method]
 results = comparison.models
-# The same height for every model's bars, so the maps below them start level.
+# The same height for every model's bars, so the rows below them start level.
 bars_px = charts.probabilities_height(max(len(r.card.labels) for r in results))
 
 
@@ -110,7 +112,8 @@ def row():
     return zip(st.columns(len(results)), results, strict=True)
 
 
-with st.container(key="compare_columns"):
+# The answer first (each model's map and output), then what each saw, then its costs.
+with side_by_side:
     for column, result in row():
         column.subheader(result.id)
     warnings = [r.card.outside_domain(study) for r in results]
@@ -119,11 +122,15 @@ with st.container(key="compare_columns"):
             if warning:
                 column.warning(warning, icon=":material/warning:")
     for column, result in row():
-        seen = result.model_input.seen
-        column.image(seen, caption=f"What {result.id} saw: {seen.shape[1]}x{seen.shape[0]}",
-                     width="stretch", output_format="PNG")
-        with column.expander("Steps from the study to its input"):
-            st.markdown("\n".join(f"1. {step}" for step in result.model_input.steps))
+        e = result.explanation
+        if e is None:
+            column.caption(f"No {title} map.")
+            continue
+        column.image(overlay(shown, e.map, opacity, colormap),
+                     caption=f"{title} for '{e.label}' on {study.name}", width="stretch")
+        if e.empty:
+            column.info(f"Nothing speaks for '{e.label}' here: the map is empty.",
+                        icon=":material/info:")
     for column, result in row():
         p = result.prediction
         column.metric("Model output", p.label, help="The model's output, not a diagnosis.")
@@ -131,16 +138,11 @@ with st.container(key="compare_columns"):
                             width="stretch", config={"displayModeBar": False},
                             key=f"compare_probs_{result.id}")
     for column, result in row():
-        e = result.explanation
-        if e is None:
-            column.caption(f"No {title} map.")
-            continue
-        column.image(overlay(shown, e.map, opacity, colormap),
-                     caption=f"{title} for '{e.label}' on {study.name}",
-                     width="stretch")
-        if e.empty:
-            column.info(f"Nothing speaks for '{e.label}' here: the map is empty.",
-                        icon=":material/info:")
+        seen = result.model_input.seen
+        column.image(seen, caption=f"What {result.id} saw: {seen.shape[1]}x{seen.shape[0]}",
+                     width="stretch", output_format="PNG")
+        with column.expander("Steps from the study to its input"):
+            st.markdown("\n".join(f"1. {step}" for step in result.model_input.steps))
     for column, result in row():
         e = result.explanation
         explained = (f" · {title} {e.seconds * 1000:.0f} ms on {result.explained_on}"

@@ -109,8 +109,10 @@ def with_cost(name: str) -> str:
 
 
 controls = st.columns([2.6, 1.1, 2.3])
+# Worked out here, in the page's run: the picker's format_func may run elsewhere.
+costed = {name: with_cost(name) for name in METHODS}
 chosen = controls[0].multiselect(
-    "Methods", list(METHODS), default=["gradcam"], format_func=with_cost,
+    "Methods", list(METHODS), default=["gradcam"], format_func=costed.get,
     help="Several methods are shown side by side on the same image; each with the time "
          "it is expected to take here, at its default options.")
 target = controls[1].selectbox("Class to explain", card.labels,

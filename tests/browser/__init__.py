@@ -370,3 +370,11 @@ def wait_jobs_done(page: Page, timeout_s: float = OVERLAY_TIMEOUT_S) -> None:
     """Wait until the page shows no running job (no progress bar) and its run is over."""
     expect(page.get_by_test_id("stProgress")).to_have_count(0, timeout=timeout_s * 1000)
     wait_idle(page, timeout_s)
+
+
+def cancel_button(page: Page, starts: str) -> Locator:
+    """The Cancel button beside the progress bar whose line starts with `starts` (another
+    job may be running beside it, with its own)."""
+    block = page.get_by_test_id("stVerticalBlock").filter(has=progress_text(page, starts))
+    # The innermost block holding that bar comes last in document order.
+    return block.last.get_by_role("button", name="Cancel")

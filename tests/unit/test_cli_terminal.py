@@ -8,10 +8,12 @@ import fcntl
 import io
 import os
 import pty
+import signal
 import struct
 import subprocess
 import sys
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -123,12 +125,21 @@ def _refuses(job: Job, progress) -> None:
     raise ValueError("rise: samples must be at least 1")
 
 
+def _interrupted_inside(job: Job, progress) -> None:
+    """Ctrl-C as the kernel may deliver it: to this worker thread, not the main one; then
+    a long step that reports nothing (a sanity check's RISE map)."""
+    time.sleep(0.2)  # the CLI is waiting by then
+    signal.pthread_kill(threading.get_ident(), signal.SIGINT)
+    time.sleep(job.spec.params["seconds"])
+
+
 @pytest.fixture
 def pool(monkeypatch):
     """The process's executor, replaced by one with plain runners."""
     import core.jobs
 
-    executor = Executor({"counts": _counts, "refuses": _refuses}, workers=1)
+    executor = Executor({"counts": _counts, "refuses": _refuses,
+                         "interrupted_inside": _interrupted_inside}, workers=1)
     monkeypatch.setattr(core.jobs, "executor", lambda: executor)
     yield executor
     executor.shutdown()
@@ -155,6 +166,16 @@ def test_a_job_raises_what_the_work_raised_so_the_exit_status_is_the_same(pool, 
         run_job(Job.make("refuses", {}), "explain: rise")
     assert visible(terminal.read()) == ""
     assert not common.still_working()
+
+
+def test_ctrl_c_handed_to_a_worker_thread_still_stops_the_wait(pool, monkeypatch):
+    monkeypatch.setattr(common, "_cancelled", [])
+    asked = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        run_job(Job.make("interrupted_inside", {"seconds": 5}), "explain: rise")
+    # Not after the 5 s step: the main thread wakes up to run Python's handler.
+    assert time.monotonic() - asked < 2
+    assert common.still_working()  # the step has not reached a report yet
 
 
 # -- the method list, and what `studies` imports ---------------------------------------
