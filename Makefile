@@ -29,8 +29,12 @@ lint: setup
 	$(BIN)/ruff check core dashboard tests bench
 	$(BIN)/lint-imports --no-cache
 
+# Two workers (pytest-xdist), one test file each at a time: the machine has two cores, and
+# much of a test's time is a page or a process waiting, not computing.
+TEST_WORKERS ?= 2
+
 test: setup chromium lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 # The fast tier for developers: no real model, no page, no browser (about a minute).
 test-fast: setup

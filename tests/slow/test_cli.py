@@ -3,25 +3,18 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from tests.cli import medlens, medlens_process
 from tests.conftest import dicom_file
-
-MEDLENS = str(Path(sys.executable).parent / "medlens")
-
-
-def medlens(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MEDLENS, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_models_list():
-    run = medlens("models", "list", "--json")
+    run = medlens_process("models", "list", "--json")
     assert run.returncode == 0 and run.stderr == ""
     found = json.loads(run.stdout)
     assert [c["id"] for c in found] == ["braintumor-vgg16", "braintumor-xception",
@@ -63,7 +56,7 @@ def test_predict_json(exported):
 
 def test_explain_writes_map_and_overlay(exported, tmp_path):
     path = exported / "braintumor-xception" / "meningioma" / "Te-me_0016.jpg"
-    run = medlens("explain", "--model", "braintumor-xception", "--method", "gradcam++",
+    run = medlens_process("explain", "--model", "braintumor-xception", "--method", "gradcam++",
                   str(path), "--out", str(tmp_path), "--json")
     assert run.returncode == 0 and run.stderr == ""
     result = json.loads(run.stdout)

@@ -228,6 +228,7 @@ def test_occlusion_on_onnx_matches_the_keras_port(glioma_path):
     c = models.card("braintumor-vgg16")
     model_input = prepare(open_study(glioma_path), c.input_spec)
     on_onnx = explain_input(explainable(c.id, "occlusion"), model_input, "occlusion",
-                            patch=0.25)
-    on_keras = explain_input(models.load(c.id, "keras"), model_input, "occlusion", patch=0.25)
+                            patch=0.25, stride=1.0)
+    on_keras = explain_input(models.load(c.id, "keras"), model_input, "occlusion", patch=0.25,
+                             stride=1.0)
     np.testing.assert_allclose(on_onnx.input_map, on_keras.input_map, atol=1e-3)

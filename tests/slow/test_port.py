@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import onnx
@@ -17,9 +14,9 @@ from core.models.inputs import prepare
 from core.models.ports import keras_from_onnx, onnx_layers
 from core.models.samples import samples
 from core.studies import open_study
+from tests.cli import medlens
 
 MODEL = "braintumor-vgg16"
-MEDLENS = str(Path(sys.executable).parent / "medlens")
 
 
 @pytest.fixture(scope="module")
@@ -124,10 +121,6 @@ def test_broken_weights_name_the_layer(onnx_model, tmp_path, damage, message):
     with pytest.raises(ModelError, match=message) as error:
         keras_from_onnx(path)
     assert "\n" not in str(error.value)
-
-
-def medlens(*args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([MEDLENS, *args], capture_output=True, text=True, timeout=300)
 
 
 def test_cli_runtimes_agree():

@@ -21,7 +21,7 @@ from core.explain import explain_input
 from core.models import ModelError, card, package_path
 from core.models.metadata import MetadataError
 from core.studies import open_study
-from tests.slow.test_cli import medlens
+from tests.cli import medlens
 
 SKIN = "skinlesion-xception"
 
@@ -144,7 +144,8 @@ def test_maps_are_for_the_image_input(skin, mri):
     gradcam = explain_input(skin, model_input, "gradcam")
     assert gradcam.layer == "xception/block14_sepconv2_act"
     assert gradcam.map.shape == (512, 512) and gradcam.map.max() == pytest.approx(1.0)
-    occlusion = explain_input(skin, model_input, "occlusion", target="mel")
+    occlusion = explain_input(skin, model_input, "occlusion", target="mel",
+                              patch=0.5, stride=1.0)  # 4 patches: the shapes are the point
     assert occlusion.label == "mel" and occlusion.input_map.shape == (254, 254)
 
 

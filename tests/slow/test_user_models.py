@@ -16,7 +16,7 @@ from core.explain import explain_input
 from core.models import ModelError, card, model_file
 from core.models.user import UNSAFE_SETTING, load_user_model
 from core.studies import open_study
-from tests.slow.test_cli import medlens
+from tests.cli import medlens
 
 XCEPTION_PREP = "scale=xception,resize=nearest"
 TUMOUR_LABELS = "glioma,meningioma,notumor,pituitary"
@@ -81,7 +81,7 @@ def test_uploaded_onnx_file_predicts_as_the_built_in(brain_samples):
                                    built_in.probabilities(theirs.batch), atol=1e-6)
     # Forward-only methods run on it; gradient methods say why they cannot.
     occlusion = explain_input(user, _inputs(user.card, brain_samples, 1)[0], "occlusion",
-                              patch=0.25, stride=0.25)
+                              patch=0.25, stride=1.0)
     assert occlusion.map.shape == (512, 512)
     with pytest.raises(ValueError, match="onnxruntime"):
         explain_input(user, _inputs(user.card, brain_samples, 1)[0], "gradcam")
