@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -15,6 +16,7 @@ import numpy as np
 
 from core.cli.common import (
     BAD_INPUT,
+    INTERNAL_ERROR,
     BadInput,
     Parser,
     add_image_options,
@@ -22,7 +24,8 @@ from core.cli.common import (
     print_result,
     read_study,
 )
-from core.studies import Study, StudyError, Window
+from core.studies import Study, StudyError, Window, one_line
+from core.studies.study import printable
 
 
 def arguments(studies: Parser) -> None:
@@ -96,21 +99,32 @@ def _info_line(f: dict[str, Any]) -> str:
         parts.append(f["units"])
     if f["orientation"]:
         parts.append(f"{f['orientation']} volume")
-    text = f"{f['path']}: " + " ".join(p for p in parts if p)
+    text = f"{printable(f['path'])}: " + " ".join(p for p in parts if p)
     return text + "".join(f"; {note}" for note in f["notes"])
 
 
 def studies_info(args: argparse.Namespace) -> int:
-    found, failed = [], 0
+    """One entry for every path, in order: what it is, or an error naming it. A path that
+    cannot be read never hides the others; each is one line on stderr, and the status is
+    2 (1 if one failed on a bug, which MEDLENS_DEBUG=1 raises instead)."""
+    found, failed, broken = [], 0, 0
     for path in args.paths:
         try:
             found.append(study_info(path, read_study(path)))
+            continue
         except StudyError as exc:
             failed += 1
-            print(f"medlens: {exc}", file=sys.stderr)
-            found.append({"path": path, "error": str(exc)})
+            message = str(exc)
+        except Exception as exc:  # a bug: still an entry, so the good paths are printed
+            if os.environ.get("MEDLENS_DEBUG"):
+                raise
+            broken += 1
+            message = (f"{printable(path)}: internal error: {type(exc).__name__}: "
+                       f"{one_line(exc)} (set MEDLENS_DEBUG=1 for details)")
+        print(f"medlens: {message}", file=sys.stderr)
+        found.append({"path": path, "error": message})
     print_result(args, found, "\n".join(_info_line(f) for f in found))
-    return BAD_INPUT if failed else 0
+    return INTERNAL_ERROR if broken else BAD_INPUT if failed else 0
 
 
 # -- export, render -------------------------------------------------------------------------

@@ -17,12 +17,20 @@ from __future__ import annotations
 
 import io
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
-from core.studies.study import StudyError, one_line
+from core.studies.study import (
+    MEMORY_SETTING,
+    StudyError,
+    byte_budget,
+    one_line,
+    printable,
+    shorten,
+)
 
 # A thin-slice CT is ~1000 files; more than that is not one study.
 MAX_FILES = 1000
@@ -49,6 +57,22 @@ class Limits:
 
 
 STUDY = Limits(files=MAX_FILES, bytes=MAX_BYTES)
+# What reading a zip member raises on damaged data: a bad CRC or header (BadZipFile), a
+# damaged deflate stream (zlib.error), a member cut short (EOFError), an encrypted or
+# unsupported one (RuntimeError, NotImplementedError).
+MEMBER_ERRORS = (zipfile.BadZipFile, zlib.error, EOFError, OSError, ValueError, RuntimeError,
+                 NotImplementedError)
+
+
+def _error(limits: Limits, text: str) -> Exception:
+    """The limits' error, one printable line: names come from the archive."""
+    return limits.error(shorten(printable(text)))
+
+
+def _study_bytes(limits: Limits) -> int:
+    """The bytes a study's archive may hold: its limit and its share of the memory budget
+    (a labelled set holds many small studies, each checked when it is opened)."""
+    return min(limits.bytes, byte_budget()) if limits.error is StudyError else limits.bytes
 
 
 @dataclass(frozen=True)
@@ -72,7 +96,7 @@ def size_text(count: int) -> str:
 
 def check_count(count: int, name: str, limits: Limits = STUDY) -> None:
     if count > limits.files:
-        raise limits.error(f"{name}: {count:,} files, more than the {limits.files:,}-"
+        raise _error(limits, f"{name}: {count:,} files, more than the {limits.files:,}-"
                            f"{limits.counted} limit {limits.purpose}")
 
 
@@ -80,8 +104,8 @@ def safe_parts(filename: str, name: str, where: str, limits: Limits = STUDY) -> 
     """A member's path parts; an absolute or escaping name refuses the whole archive."""
     parts = PurePosixPath(filename.replace("\\", "/")).parts
     if filename.startswith(("/", "\\")) or ".." in parts or ":" in filename or not parts:
-        raise limits.error(f"{name}: unsafe path '{filename}' in {where} (absolute or "
-                           "leading outside it); nothing was read")
+        raise _error(limits, f"{name}: unsafe path '{filename}' in {where} (absolute or "
+                     "leading outside it); nothing was read")
     return parts
 
 
@@ -96,10 +120,11 @@ class _Reading:
 
     def __init__(self, name: str, limits: Limits, held: str) -> None:
         self.name, self.limits, self.held, self.total = name, limits, held, 0
+        self.most = _study_bytes(limits)
 
     def read(self, entry: str, parts: tuple[str, ...], open_entry: Callable[[], BinaryIO],
              failure: str, errors: tuple[type[Exception], ...]) -> Entry:
-        left = self.limits.bytes - self.total
+        left = self.most - self.total
         cap = left if self.limits.file_bytes is None else min(self.limits.file_bytes, left)
         try:
             with open_entry() as handle:
@@ -112,17 +137,25 @@ class _Reading:
 
     def take(self, entry: str, parts: tuple[str, ...], content: bytes) -> Entry:
         self.total += len(content)
-        if self.total > self.limits.bytes:
-            raise self.limits.error(f"{self.name}: more than {size_text(self.limits.bytes)} "
-                                    f"{self.held}")
+        if self.total > self.most:
+            raise _error(self.limits, f"{self.name}: more than {_bytes_limit(self.limits)} "
+                         f"{self.held}")
         if self.limits.file_bytes is not None and len(content) > self.limits.file_bytes:
             return self.unread(entry, parts, f"larger than {size_text(self.limits.file_bytes)}")
         return Entry(entry, parts, content)
 
     def unread(self, entry: str, parts: tuple[str, ...], reason: str) -> Entry:
         if not self.limits.skip_unreadable:
-            raise self.limits.error(f"{self.name}: '{entry}': {reason}")
-        return Entry(entry, parts, None, reason)
+            raise _error(self.limits, f"{self.name}: '{entry}': {reason}")
+        return Entry(entry, parts, None, one_line(reason, 200))
+
+
+def _bytes_limit(limits: Limits) -> str:
+    """The byte limit in words, naming the memory setting where that is what limits."""
+    most = _study_bytes(limits)
+    if most < limits.bytes:
+        return f"{most / 1024**2:,.0f} MB (a study's share of {MEMORY_SETTING})"
+    return size_text(most)
 
 
 def zip_entries(data: bytes, name: str, limits: Limits = STUDY) -> list[Entry]:
@@ -130,17 +163,17 @@ def zip_entries(data: bytes, name: str, limits: Limits = STUDY) -> list[Entry]:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         members = [m for m in archive.infolist() if not m.is_dir()]
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError) as exc:
-        raise limits.error(f"{name}: not a readable zip file ({one_line(exc)})") from None
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError,
+            NotImplementedError) as exc:
+        raise _error(limits, f"{name}: not a readable zip file ({one_line(exc)})") from None
     check_count(len(members), name, limits)
-    # Every name, before anything is read.
+    # Every name, and the sizes the central directory declares, before anything is read.
     parts = [safe_parts(m.filename, name, "the zip", limits) for m in members]
-    if sum(m.file_size for m in members) > limits.bytes:
-        raise limits.error(f"{name}: more than {size_text(limits.bytes)} uncompressed")
+    if sum(m.file_size for m in members) > _study_bytes(limits):
+        raise _error(limits, f"{name}: more than {_bytes_limit(limits)} uncompressed")
     reading = _Reading(name, limits, "uncompressed")
-    errors = (zipfile.BadZipFile, OSError, ValueError, RuntimeError)  # encrypted, corrupt
     return [reading.read(m.filename, inner, lambda m=m: archive.open(m), "cannot decompress",
-                         errors)
+                         MEMBER_ERRORS)
             for m, inner in zip(members, parts, strict=True) if not junk(inner)]
 
 
@@ -149,8 +182,8 @@ def upload_entries(files: Sequence[tuple[str, bytes]], name: str,
     """Uploaded files with their relative paths ("brain/glioma/x.jpg", as a browser
     uploads a folder), checked as a zip's entries are (junk left out)."""
     check_count(len(files), name, limits)
-    if sum(len(data) for _, data in files) > limits.bytes:
-        raise limits.error(f"{name}: more than {size_text(limits.bytes)} of files")
+    if sum(len(data) for _, data in files) > _study_bytes(limits):
+        raise _error(limits, f"{name}: more than {_bytes_limit(limits)} of files")
     parts = [safe_parts(relative, name, "the upload", limits) for relative, _ in files]
     reading = _Reading(name, limits, "of files")
     return [reading.take(relative, inner, data)
@@ -183,6 +216,9 @@ def read_folder(path: Path, name: str) -> list[tuple[str, bytes]]:
     found = folder_files(path, name, STUDY)
     if not found:
         raise StudyError(f"{name}: the folder holds no files")
+    # The sizes on disk, before a file is read.
+    if sum(file.stat().st_size for _, file in found) > _study_bytes(STUDY):
+        raise _error(STUDY, f"{name}: more than {_bytes_limit(STUDY)} of files")
     reading = _Reading(name, STUDY, "of files")
     entries = [reading.read("/".join(parts), parts, lambda file=file: file.open("rb"),
                             "cannot read", (OSError,))

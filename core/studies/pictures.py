@@ -8,8 +8,10 @@ import warnings
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from core.studies.study import MAX_PIXELS, Study, StudyError, one_line
+from core.studies.study import MAX_PIXELS, Study, StudyError, check_memory, one_line
 from core.studies.windows import Window, auto_window
+
+GREY_MODES = ("1", "L", "LA", "I;16", "I;16B", "I;16L", "I")
 
 
 def read_picture(data: bytes, name: str) -> Study:
@@ -24,6 +26,9 @@ def read_picture(data: bytes, name: str) -> Study:
             raise StudyError(
                 f"{name}: {cols}x{rows} pixels, larger than the {MAX_PIXELS:,}-pixel limit"
             )
+        # The header's size, before a byte of the image is decoded.
+        check_memory(name, rows * cols * (1 if img.mode in GREY_MODES else 3),
+                     f"a {cols}x{rows} image")
         img.load()
     except StudyError:
         raise
@@ -33,20 +38,23 @@ def read_picture(data: bytes, name: str) -> Study:
         ) from None
     except UnidentifiedImageError:
         raise StudyError(f"{name}: cannot decode the image (not a valid PNG or JPEG)") from None
-    except (OSError, ValueError) as exc:
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        # Pillow reports a broken PNG chunk as SyntaxError.
         raise StudyError(f"{name}: cannot decode the image ({one_line(exc)})") from None
 
     notes: list[str] = []
     if img.mode in ("1", "L", "LA"):
-        pixels, photometric = np.asarray(img.convert("L")), "MONOCHROME2"
+        grey = img if img.mode == "L" else img.convert("L")
+        pixels, photometric = grey, "MONOCHROME2"
     elif img.mode in ("I;16", "I;16B", "I;16L", "I"):
-        pixels, photometric = np.asarray(img), "MONOCHROME2"
+        pixels, photometric = img, "MONOCHROME2"
     else:  # RGB, RGBA (alpha dropped), P (palette), CMYK, YCbCr
         if "A" in img.mode or "transparency" in img.info:
             notes.append("alpha channel dropped")
-        pixels, photometric = np.asarray(img.convert("RGB")), "RGB"
-    stored = "uint16" if img.mode.startswith("I;16") else str(pixels.dtype)
-    values = pixels.astype(np.float32)[None]
+        pixels, photometric = (img if img.mode == "RGB" else img.convert("RGB")), "RGB"
+    stored = "uint16" if img.mode.startswith("I;16") else (
+        "int32" if img.mode == "I" else "uint8")
+    values = _float32(pixels)[None]
     window = None
     if photometric != "RGB":
         if stored == "uint8":
@@ -65,3 +73,15 @@ def read_picture(data: bytes, name: str) -> Study:
         samples_per_pixel=3 if photometric == "RGB" else 1,
         notes=tuple(notes),
     )
+
+
+def _float32(img: Image.Image) -> np.ndarray:
+    """The image's values as float32, converted band by band of rows: `np.asarray(img)`
+    would first copy the whole image out of Pillow (100 MB for a 9999 x 9999 one)."""
+    cols, rows = img.size
+    shape = np.asarray(img.crop((0, 0, 1, 1))).shape[2:]
+    out = np.empty((rows, cols, *shape), dtype=np.float32)
+    step = max(1, (1 << 22) // max(1, cols))
+    for top in range(0, rows, step):
+        out[top:top + step] = np.asarray(img.crop((0, top, cols, min(rows, top + step))))
+    return out

@@ -4,33 +4,81 @@ bytes are handed to the first reader whose signature matches (`READERS`).
 This is the only module that knows every reader; the readers know only `Study`, so
 nothing imports in a circle. A series hands a file that is not DICOM back through
 `open_study` (`read_series(..., open_other=open_study)`).
+
+`open_study` and `open_files` are the boundary of reading: whatever a library raises on a
+malformed file becomes one `StudyError` naming it (`study.study_errors`), and archives
+may nest only `MAX_NESTING` deep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextvars import ContextVar
 from pathlib import Path
 
 from core.studies.archives import check_count, read_folder, read_zip
+from core.studies.dicom import declared_bytes as dicom_declared_bytes
 from core.studies.dicom import read_dicom, read_series
-from core.studies.nifti import gunzip, is_gzip, is_nifti, read_nifti
+from core.studies.nifti import HEAD, gunzip, is_gzip, is_nifti, read_nifti
+from core.studies.nifti import declared_bytes as nifti_declared_bytes
 from core.studies.pictures import read_picture
-from core.studies.study import MAX_VOXELS, Study, StudyError
+from core.studies.study import (
+    MAX_NESTING,
+    MAX_VOXELS,
+    Study,
+    StudyError,
+    byte_budget,
+    holding,
+    study_errors,
+)
 
 __all__ = ["READERS", "open_files", "open_study"]
 
+# How many archives (zip, gzip) the file being read sits in, in this thread or task.
+_depth: ContextVar[int] = ContextVar("medlens_archive_depth", default=0)
+
+
+def _nested(name: str) -> int:
+    depth = _depth.get() + 1
+    if depth > MAX_NESTING:
+        raise StudyError(f"{name}: archives nested more than {MAX_NESTING} deep")
+    return depth
+
 
 def _zip(data: bytes, name: str) -> Study:
-    return read_series(read_zip(data, name), name, open_other=open_study)
+    token = _depth.set(_nested(name))
+    try:
+        files = read_zip(data, name)
+        with holding(sum(len(content) for _, content in files)):
+            return read_series(files, name, open_other=open_study)
+    finally:
+        _depth.reset(token)
+
+
+def _declared(head: bytes, name: str) -> tuple[int, int, str]:
+    """What a gzip stream's head says it holds: (bytes to keep, most bytes, header)."""
+    if len(head) >= 132 and head[128:132] == b"DICM":
+        most = dicom_declared_bytes(head, name)
+        return most, most, "DICOM"
+    if not is_nifti(head.ljust(544, b"\0")):
+        raise StudyError(f"{name}: a gzip file holding neither NIfTI nor DICOM")
+    keep, most = nifti_declared_bytes(head.ljust(544, b"\0"), name)
+    return keep, most, "NIfTI"
 
 
 def _gzip(data: bytes, name: str) -> Study:
-    """A .nii.gz or a gzipped DICOM: unpacked up to the largest study we hold, as
-    float32, plus headers, then read as what it holds."""
-    inner = gunzip(data, name, MAX_VOXELS * 4 + 2**20)
-    if is_gzip(inner):
-        raise StudyError(f"{name}: gzip inside gzip is not read")
-    return _read_bytes(inner, name)
+    """A .nii.gz or a gzipped DICOM: unpacked up to what its header declares, within the
+    largest study we hold as float32 and the memory budget, then read as what it holds."""
+    token = _depth.set(_nested(name))
+    try:
+        limit = min(MAX_VOXELS * 4 + HEAD, byte_budget() + HEAD)
+        inner = gunzip(data, name, limit, _declared)
+        if is_gzip(inner):
+            raise StudyError(f"{name}: gzip inside gzip is not read")
+        with holding(len(inner)):
+            return _read_bytes(inner, name)
+    finally:
+        _depth.reset(token)
 
 
 def _is_picture(data: bytes) -> bool:
@@ -65,14 +113,16 @@ def open_study(source: str | Path | bytes, name: str | None = None) -> Study:
         path = Path(source)
         name = name or str(source)
         if path.is_dir():
-            return read_series(read_folder(path, name), name, open_other=open_study)
+            with study_errors(name):
+                return read_series(read_folder(path, name), name, open_other=open_study)
         try:
             data = path.read_bytes()
         except FileNotFoundError:
             raise StudyError(f"{name}: no such file") from None
         except OSError as exc:
             raise StudyError(f"{name}: cannot read ({exc.strerror})") from None
-    return _read_bytes(data, name)
+    with study_errors(name):
+        return _read_bytes(data, name)
 
 
 def open_files(files: list[tuple[str, bytes]], name: str | None = None) -> Study:
@@ -82,8 +132,9 @@ def open_files(files: list[tuple[str, bytes]], name: str | None = None) -> Study
     if len(files) == 1:
         return open_study(files[0][1], name=files[0][0])
     name = name or f"{len(files)} files"
-    check_count(len(files), name)
-    return read_series(files, name, open_other=open_study)
+    with study_errors(name):
+        check_count(len(files), name)
+        return read_series(files, name, open_other=open_study)
 
 
 def _read_bytes(data: bytes, name: str) -> Study:

@@ -7,6 +7,14 @@ Readers (`core.studies.reader`) build a Study; this module knows none of them.
 from __future__ import annotations
 
 import hashlib
+import os
+import struct
+import sys
+import zipfile
+import zlib
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
 
@@ -25,12 +33,156 @@ from core.studies.windows import (
 MAX_PIXELS = 100_000_000
 # A volume (series, multi-frame, NIfTI) up to ~1000 slices of 512 x 512 (1 GB as float32).
 MAX_VOXELS = 270_000_000
+# How deep archives may nest (a .nii.gz in a zip in a zip): deeper is not a study.
+MAX_NESTING = 4
+
+# The memory one study may use while it is opened, shown and prepared: a server setting,
+# in MB. A study keeps its pixels as float32, and reading and showing it holds at most
+# about PEAK_FACTOR times that (the file's bytes, the decoded values, the float32 result),
+# so a file declaring more than the budget allows is refused before anything is decoded
+# or inflated. The default fits the largest volume MAX_VOXELS allows (1.08 GB as float32).
+MEMORY_SETTING = "MEDLENS_STUDY_MEMORY_MB"
+DEFAULT_MEMORY_MB = 3200
+PEAK_FACTOR = 3
 
 PLANES = ("axial", "coronal", "sagittal")
+MB = 1024**2
+# Longer messages (a name nested twenty zips deep) keep their start and end.
+MESSAGE_LIMIT = 300
+
+
+def printable(text: str) -> str:
+    """`text` with control and other non-printing characters escaped (a newline as \\n,
+    ESC as \\x1b), so it stays one line and cannot drive a terminal."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii")
+                   for c in text)
+
+
+def shorten(text: str, limit: int = MESSAGE_LIMIT) -> str:
+    """At most `limit` characters; the middle of a longer text is elided, so the file
+    named at its start and the problem at its end both stay."""
+    if len(text) <= limit:
+        return text
+    tail = (limit - 5) // 2
+    return f"{text[: limit - 5 - tail]} ... {text[-tail:]}"
 
 
 class StudyError(ValueError):
-    """A file that cannot be read as a study. The message is one line naming the file."""
+    """A file that cannot be read or shown as a study. The message is one printable line
+    of at most MESSAGE_LIMIT characters naming the file: every message is made so here,
+    whatever names or values a file put into it."""
+
+    def __init__(self, message: object = "") -> None:
+        super().__init__(shorten(printable(str(message))))
+
+
+def memory_budget() -> int:
+    """The memory budget of one study, in bytes (MEDLENS_STUDY_MEMORY_MB, read on each
+    call so a server's setting and a test's both apply)."""
+    text = os.environ.get(MEMORY_SETTING, "").strip()
+    if not text:
+        return DEFAULT_MEMORY_MB * MB
+    try:
+        mb = int(text)
+    except ValueError:
+        mb = 0
+    if mb <= 0:
+        # A server setting, not the file's fault: not a StudyError.
+        raise RuntimeError(f"{MEMORY_SETTING}={text!r}: expected a whole number of MB above 0")
+    return mb * MB
+
+
+# Bytes the archives around the file being read already hold (the members of a zip that
+# holds a zip): they come out of the same share of the budget.
+_enclosing: ContextVar[int] = ContextVar("medlens_enclosing_bytes", default=0)
+
+
+def byte_budget() -> int:
+    """The most bytes one study's files may hold once inflated (a zip's members, a gzip
+    stream): its share of the memory budget, less what enclosing archives hold."""
+    return max(0, memory_budget() // PEAK_FACTOR - _enclosing.get())
+
+
+@contextmanager
+def holding(count: int) -> Iterator[None]:
+    """While an archive's `count` inflated bytes are held, what it contains may hold
+    only the rest of the share (`byte_budget`)."""
+    token = _enclosing.set(_enclosing.get() + count)
+    try:
+        yield
+    finally:
+        _enclosing.reset(token)
+
+
+def check_memory(name: str, values: int, what: str) -> None:
+    """Refuse, before decoding, a study of `values` float32 values (samples counted) whose
+    reading would need more than the memory budget."""
+    need, budget = PEAK_FACTOR * 4 * values, memory_budget()
+    if need > budget:
+        raise StudyError(f"{name}: {what} would need about {need / MB:,.0f} MB to open, more "
+                         f"than the {budget / MB:,.0f} MB a study may use ({MEMORY_SETTING})")
+
+
+def plausible_mm(value: float) -> bool:
+    """A spacing a file may declare, in mm: finite, from a micrometre's thousandth (whole-
+    slide images) to a kilometre. Beyond that, ratios overflow and pictures are one pixel
+    thin; the spacing is treated as unknown."""
+    return 1e-6 <= value <= 1e6
+
+
+# Where the libraries keep their own exception types: (module, names). Looked up only in
+# modules already imported (a library not loaded raised nothing), so naming them costs
+# no import (nibabel alone takes ~0.4 s).
+_LIBRARY_ERRORS = (
+    ("PIL.Image", ("DecompressionBombError",)),
+    ("pydicom.errors", ("BytesLengthException", "InvalidDicomError")),
+    ("nibabel.spatialimages", ("HeaderDataError", "HeaderTypeError", "ImageDataError")),
+    ("nibabel.filebasedimages", ("ImageFileError",)),
+    ("nibabel.wrapstruct", ("WrapStructError",)),
+)
+
+
+def library_errors() -> tuple[type[BaseException], ...]:
+    """What the libraries the readers call raise on malformed input: pydicom (also lazily,
+    when an element is first read), nibabel, Pillow, numpy, zlib, zipfile, struct. A
+    TypeError, AttributeError or NameError is not here: those are bugs of ours and must
+    surface. SyntaxError is Pillow's for a broken PNG, caught where Pillow is called."""
+    found: list[type[BaseException]] = [
+        zlib.error, EOFError, OSError, ValueError, NotImplementedError, struct.error,
+        RecursionError, MemoryError, OverflowError, ZeroDivisionError, IndexError, KeyError,
+        zipfile.BadZipFile, zipfile.LargeZipFile]
+    for module, names in _LIBRARY_ERRORS:
+        loaded = sys.modules.get(module)
+        if loaded is not None:
+            found += [getattr(loaded, name) for name in names if hasattr(loaded, name)]
+    return tuple(found)
+
+
+def describe(exc: BaseException) -> str:
+    """A library's exception in a few words, for a StudyError."""
+    if isinstance(exc, RecursionError):
+        return "nested too deeply"
+    if isinstance(exc, MemoryError):
+        return "not enough memory"
+    if isinstance(exc, zlib.error):
+        return f"damaged compressed data: {one_line(exc)}"
+    if isinstance(exc, EOFError):
+        return f"the data ends early ({one_line(exc)})"
+    return f"{type(exc).__name__}: {one_line(exc)}"
+
+
+@contextmanager
+def study_errors(name: str, doing: str = "read") -> Iterator[None]:
+    """The boundary of reading or showing a study: what a library raises on malformed
+    input becomes one StudyError naming the file; anything else (a bug) goes through."""
+    try:
+        yield
+    except StudyError:
+        raise
+    except library_errors() as exc:
+        raise StudyError(f"{name}: cannot {doing} it ({describe(exc)})") from exc
 
 
 @dataclass(frozen=True)
@@ -78,13 +230,18 @@ class Study:
     windows: tuple[Window, ...] = ()  # every window or VOI LUT the file offers
     notes: tuple[str, ...] = ()  # what was done or skipped while reading
 
+    def __post_init__(self) -> None:
+        # Notes carry names from the file (zip entries): each stays one printable line.
+        self.notes = tuple(shorten(printable(note), 1000) for note in self.notes)
+
     @cached_property
     def fingerprint(self) -> str:
         """The study's content (a job's input digest): its name, pixels and how they are
         shown. Hashed once per Study."""
         h = hashlib.sha256(repr((self.name, self.format, self.photometric, self.pixels.shape,
                                  self.pixels.dtype.str, self.window)).encode())
-        h.update(np.ascontiguousarray(self.pixels).tobytes())
+        # The array's own buffer, not a copy (`tobytes` would double a 1 GB volume).
+        h.update(np.ascontiguousarray(self.pixels).data)
         if self.affine is not None:
             h.update(np.ascontiguousarray(self.affine).tobytes())
         return h.hexdigest()
@@ -167,16 +324,19 @@ class Study:
             label = f"frame {index + 1} of {count}" if count > 1 else "image"
             return View(self.pixels[index], self.pixel_spacing, None, index, count, label)
         volume, (sz, sy, sx) = self._canonical
+        known = self.pixel_spacing is not None  # else the affine is only index order
         # Canonical axes: 0 inferior->superior, 1 anterior->posterior, 2 right->left, so
         # axial images have the patient's right on the viewer's left and anterior at the
         # top; coronal and sagittal are flipped so superior is at the top.
+        spacing: tuple[float, float] | None
         if plane == "axial":
             values, spacing = volume[index], (sy, sx)
         elif plane == "coronal":
             values, spacing = volume[::-1, index, :], (sz, sx)
         else:
             values, spacing = volume[::-1, :, index], (sz, sy)
-        return View(values, spacing, plane, index, count, f"{plane} {index + 1} of {count}")
+        label = f"{plane} {index + 1} of {count}"
+        return View(values, spacing if known else None, plane, index, count, label)
 
     def image(self, frame: int = 0) -> np.ndarray:
         """The stored 2-D image of one frame or slice, in physical units."""
@@ -192,13 +352,14 @@ class Study:
         non-square pixels resampled so the picture has the true aspect ratio.
         """
         view = self.view(index, plane)
-        if self.is_colour:
-            shown = np.clip(view.values, 0, 255).astype(np.uint8)
-        else:
-            shown = apply_window(view.values, window or self.window or self._auto)
-            if self.photometric == "MONOCHROME1":
-                shown = 255 - shown
-        return true_aspect(shown, view.spacing)
+        with study_errors(self.name, "show"):
+            if self.is_colour:
+                shown = np.clip(view.values, 0, 255).astype(np.uint8)
+            else:
+                shown = apply_window(view.values, window or self.window or self._auto)
+                if self.photometric == "MONOCHROME1":
+                    shown = 255 - shown
+            return true_aspect(shown, view.spacing)
 
     def presets(self) -> dict[str, Window]:
         """Windows to offer: the file's own, CT presets for HU, percentile windows."""
@@ -274,8 +435,10 @@ def true_aspect(image: np.ndarray, spacing: tuple[float, float] | None,
     """Resample an 8-bit image so that one pixel is as tall as it is wide (bilinear)."""
     if spacing is None:
         return image
-    row, col = spacing
-    if row <= 0 or col <= 0 or abs(row / col - 1.0) < 0.01:
+    row, col = (float(s) for s in spacing)
+    # Spacings a file declares can be anything: beyond a 10^6 ratio the picture would be
+    # one pixel thin (and 1e308 / 1e-308 overflows to inf and NaN); it is shown as stored.
+    if not (row > 0 and col > 0 and 1e-6 < row / col < 1e6) or abs(row / col - 1.0) < 0.01:
         return image
     rows, cols = image.shape[:2]
     # Stretch the side with the coarser spacing; if that exceeds `limit`, shrink both.
@@ -284,8 +447,10 @@ def true_aspect(image: np.ndarray, spacing: tuple[float, float] | None,
     size = (max(1, round(width * shrink)), max(1, round(height * shrink)))
     return np.asarray(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR))
 
-def one_line(exc: BaseException, limit: int = 240) -> str:
-    """An exception's message folded onto one line (decoders report on several)."""
+
+def one_line(exc: BaseException | str, limit: int = 240) -> str:
+    """An exception's message (or a text) folded onto one printable line (decoders report
+    on several), at most `limit` characters."""
     text = " ".join(part.strip() for part in str(exc).splitlines() if part.strip())
-    text = text or type(exc).__name__
+    text = printable(text) or (type(exc).__name__ if isinstance(exc, BaseException) else "")
     return text if len(text) <= limit else text[: limit - 3] + "..."

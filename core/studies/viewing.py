@@ -15,7 +15,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from core.studies.reader import open_files, open_study
-from core.studies.study import Study, StudyError, View
+from core.studies.study import Study, StudyError, View, study_errors
 from core.studies.windows import Window
 
 __all__ = [
@@ -119,7 +119,8 @@ def window_choices(study: Study) -> tuple[dict[str, Window], str | None]:
     The study's default window comes first when it is none of the presets. Empty for
     colour studies, which are shown as stored.
     """
-    presets = study.presets()
+    with study_errors(study.name, "show"):
+        presets = study.presets()
     if study.window is None:
         return presets, None
     for name, window in presets.items():
@@ -167,8 +168,8 @@ class Picture:
 
 def nice_length(limit_mm: float) -> float:
     """The longest 1, 2 or 5 x 10^k mm that is at most `limit_mm`."""
-    if limit_mm <= 0:
-        raise ValueError("the limit must be positive")
+    if not 0 < limit_mm < math.inf:
+        raise ValueError("the limit must be positive and finite")
     exponent = math.floor(math.log10(limit_mm))
     for step in (5, 2, 1):
         length = step * 10.0**exponent
@@ -180,7 +181,16 @@ def nice_length(limit_mm: float) -> float:
 def picture(study: Study, index: int = 0, window: Window | None = None,
             plane: str | None = None, min_size: int = MIN_SHOWN,
             max_width: int = MAX_WIDTH) -> Picture:
-    """The displayed image of one frame or slice, with a scale bar when spacing is known."""
+    """The displayed image of one frame or slice, with a scale bar when spacing is known.
+
+    What a library raises on a study's odd values (a spacing no scale bar can draw)
+    becomes a StudyError naming the study, as for reading it."""
+    with study_errors(study.name, "show"):
+        return _picture(study, index, window, plane, min_size, max_width)
+
+
+def _picture(study: Study, index: int, window: Window | None, plane: str | None,
+             min_size: int, max_width: int) -> Picture:
     view = study.view(index, plane)
     shown = study.display(index, window, plane)
     rows, cols = shown.shape[:2]
@@ -196,6 +206,8 @@ def picture(study: Study, index: int = 0, window: Window | None = None,
     if view.spacing is not None and min(view.spacing) > 0:
         # `display` may resample to square pixels: measure against what it returned.
         pixel_mm = view.values.shape[1] * view.spacing[1] / cols
+        if not math.isfinite(pixel_mm) or pixel_mm <= 0:
+            pixel_mm = None  # no scale bar for a size that cannot be drawn
     bar_mm = None
     if pixel_mm is not None:
         image, bar_mm = _with_scale_bar(image, pixel_mm / scale)

@@ -74,8 +74,24 @@ class Window:
         return f"{text} ({self.source})"
 
 
+# Values windowed at a time: the float64 arithmetic of PS3.3 C.11.2.1 then needs a few
+# 8 MB temporaries, not several times the image (a 9999 x 9999 image is 0.8 GB as float64).
+BLOCK = 1 << 20
+
+
 def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
-    """The VOI transform of PS3.3 C.11.2.1 onto 0..255 (uint8)."""
+    """The VOI transform of PS3.3 C.11.2.1 onto 0..255 (uint8), block by block."""
+    values = np.asarray(values)
+    if values.ndim == 0 or values.size <= BLOCK:
+        return _window(values, window)
+    out = np.empty(values.shape, dtype=np.uint8)
+    step = max(1, BLOCK // max(1, values[0].size))
+    for start in range(0, values.shape[0], step):
+        out[start:start + step] = _window(values[start:start + step], window)
+    return out
+
+
+def _window(values: np.ndarray, window: Window) -> np.ndarray:
     if window.lut is not None:
         return _apply_lut(values, window.lut)
     x = np.asarray(values, dtype=np.float64)
@@ -97,8 +113,10 @@ def apply_window(values: np.ndarray, window: Window) -> np.ndarray:
 
 def _apply_lut(values: np.ndarray, lut: VOILUT) -> np.ndarray:
     # Values below the first mapped value take the first entry, above the last the last.
-    index = np.clip(np.round(values).astype(np.int64) - lut.first, 0, len(lut.data) - 1)
-    top = float(2**lut.bits - 1)
+    # Clipped as float first: NaN or 1e38 cast to int64 is undefined.
+    index = np.clip(np.nan_to_num(np.round(values)) - lut.first, 0, len(lut.data) - 1)
+    index = index.astype(np.int64)
+    top = float(2**min(max(lut.bits, 1), 32) - 1)
     return np.clip(np.round(lut.data[index] / top * 255.0), 0, 255).astype(np.uint8)
 
 
