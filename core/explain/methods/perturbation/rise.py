@@ -28,9 +28,7 @@ class RISE(Method):
         "baseline": Option(0.0, "value of masked pixels, in model-input units "
                                 "(the app passes black)", float),
         "seed": Option(0, "random seed (the same seed gives the same map)", int),
-        # 16, not 32: a batch is what a cancel waits for (~9 s for 32 on a busy 2-core
-        # CPU). 256 masks on braintumor-xception took 16.6-20.6 s at 16, 21.9-22.1 s at 32.
-        "batch": Option(16, "masked images per forward pass", int, 1, 512),
+        "batch": Option(32, "masked images per forward pass", int, 1, 512),
     }
 
     def attribute(self, model, inputs, target, layer, progress, *, samples, cells, keep,
