@@ -13,14 +13,12 @@ import select
 import signal
 import struct
 import subprocess
-import sys
 import termios
 import time
 from pathlib import Path
 
+from tests.cli import MEDLENS
 from tests.conftest import dicom_file
-
-MEDLENS = str(Path(sys.executable).parent / "medlens")
 
 
 def on_a_terminal(tmp_path: Path, *args: str, interrupt_on: str | None = None,

@@ -15,7 +15,6 @@ import sys
 import termios
 import threading
 import time
-from pathlib import Path
 
 import pytest
 
@@ -23,9 +22,8 @@ from core.cli import build_parser, common, main
 from core.cli.common import TerminalProgress, run_job
 from core.jobs import Executor, Job
 from core.progress import report
+from tests.cli import MEDLENS
 from tests.conftest import ROOT
-
-MEDLENS = str(Path(sys.executable).parent / "medlens")
 
 
 class Terminal:
