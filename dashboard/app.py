@@ -1,5 +1,7 @@
 """MedLens dashboard: `streamlit run dashboard/app.py`."""
 
+from pathlib import Path
+
 import streamlit as st
 from streamlit import config
 from streamlit.runtime.scriptrunner import script_runner
@@ -15,6 +17,8 @@ from core.studies import open_study
 # gradient and CAM methods explain it.
 WARM = ("braintumor-xception", "pneumonia-xception", "braintumor-vgg16",
         "braintumor-vgg16@keras", "skinlesion-xception")
+# Served by this server: a material icon as favicon is fetched from fonts.gstatic.com.
+FAVICON = Path(__file__).resolve().parents[1] / "assets" / "favicon.png"
 # Wide enough for a model id, and a sample's file name with its label, read whole.
 SIDEBAR_PX = 460
 # The answer above the fold of a 1440x900 screen: less empty margin round the page, and
@@ -58,7 +62,7 @@ keep_models_between_runs()
 # the executor does this once per process.
 executor().warm(warm, WARM)
 
-st.set_page_config(page_title="MedLens", page_icon=":material/biotech:", layout="wide",
+st.set_page_config(page_title="MedLens", page_icon=str(FAVICON), layout="wide",
                    initial_sidebar_state=SIDEBAR_PX)
 
 pages = [

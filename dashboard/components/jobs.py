@@ -17,6 +17,7 @@ import streamlit as st
 
 from core.jobs import CANCELLED, DONE, Handle, Job, executor
 from dashboard import state
+from dashboard.components.text import literal, show_error
 
 # How often a running job's progress is redrawn (and its end noticed): often enough that a
 # finished Grad-CAM appears at once, rarely enough to cost the server nothing.
@@ -34,7 +35,8 @@ def show(handle: Handle, title: str, expected: tuple[type[BaseException], ...] =
          key: str = "") -> Any | None:
     """The job's result once it is done; until then its progress, and after a failure or
     a cancel why it ended (None). A failure of one of the `expected` kinds (the method
-    cannot explain this model...) is a note, any other an error; both are one line."""
+    cannot explain this model...) is a note, any other an error; both are one line.
+    `title` may name a file: it is drawn literally, as the job's own lines are."""
     if handle.state == DONE:
         return handle.result
     if not handle.over:
@@ -42,9 +44,9 @@ def show(handle: Handle, title: str, expected: tuple[type[BaseException], ...] =
     elif handle.state == CANCELLED:
         _cancelled(handle, title, key)
     elif isinstance(handle.exception, expected):
-        st.info(f"{title}: {handle.error}", icon=":material/info:")
+        st.info(literal(f"{title}: {handle.error}"), icon=":material/info:")
     else:
-        st.error(f"{title}: {handle.error}", icon=":material/error:")
+        show_error(f"{title}: {handle.error}")
     return None
 
 
@@ -60,7 +62,7 @@ def _watch(handle: Handle, title: str, key: str) -> None:
         # Cancelled here or in another tab: it stops at its next progress report.
         handle.cancel()
         state.remember_cancelled(handle)
-        bar.progress(handle.progress, text=f"{title}: cancelling…")
+        bar.progress(handle.progress, text=literal(f"{title}: cancelling…"))
         return
     place = executor().position(handle)
     if place:
@@ -69,12 +71,12 @@ def _watch(handle: Handle, title: str, key: str) -> None:
         # The work's own line often names it already ("RISE: 96 of 500 masks").
         said = handle.text if handle.text.startswith(title) else f"{title}: {handle.text}"
         text = said + (f" · {handle.seconds:.0f} s" if handle.seconds else "")
-    bar.progress(handle.progress, text=text)
+    bar.progress(handle.progress, text=literal(text))
 
 
 def _cancelled(handle: Handle, title: str, key: str) -> None:
     after = f" after {handle.seconds:.1f} s" if handle.seconds else " before it started"
-    st.info(f"{title}: cancelled{after}.", icon=":material/stop_circle:")
+    st.info(literal(f"{title}: cancelled{after}."), icon=":material/stop_circle:")
     if st.button("Run again", key=f"again_{key}{handle.key}", icon=":material/replay:"):
         state.forget_cancelled(handle.key)
         st.rerun()

@@ -17,6 +17,7 @@ from core.models.inputs import RESIZES, SCALES
 from core.models.metadata import UNKNOWN
 from core.models.user import PREPROCESS_DEFAULTS, PREPROCESS_KEYS, load_user_model
 from dashboard import state
+from dashboard.components.text import literal, show_error
 
 
 def uploaded() -> dict[str, Classifier]:
@@ -58,7 +59,7 @@ def metadata_form(card: ModelCard, key: str) -> dict[str, Any] | None:
     if card.metadata is None:
         return None
     answers: dict[str, Any] = {}
-    st.caption(f"{card.id} also takes patient metadata; 'unknown' is what it was trained "
+    st.caption(f"{literal(card.id)} also takes patient metadata; 'unknown' is what it was trained "
                "to accept when a value is missing.")
     for f in card.metadata.fields:
         if f.kind == "one-hot":
@@ -114,21 +115,22 @@ def upload_form() -> None:
         return
     if size.strip():
         chosen["size"] = size.strip()
-    with st.status(f"Checking {file.name}…") as status:
+    with st.status(f"Checking {literal(file.name)}…") as status:
         try:
             loaded = load_user_model(file.getvalue(), labels, chosen, name=file.name,
                                      license=license.strip())
         except ModelError as error:
-            status.update(label=f"{file.name} refused", state="error")
+            status.update(label=f"{literal(file.name)} refused", state="error")
             refused = str(error)
         else:
             refused = None
             uploaded()[loaded.card.id] = loaded
-            status.update(label=f"Added {loaded.card.id} for this session", state="complete")
+            status.update(label=f"Added {literal(loaded.card.id)} for this session",
+                          state="complete")
     if refused:  # outside the status box, which folds away when it ends
-        st.error(refused, icon=":material/error:")
+        show_error(refused)
         return
-    st.success(f"{loaded.card.id}: {len(loaded.card.labels)} labels, input "
+    st.success(f"{literal(loaded.card.id)}: {len(loaded.card.labels)} labels, input "
                f"{'x'.join(map(str, loaded.card.input_shape))}, outputs read as "
                f"{loaded.card.outputs}. It is offered on every page until this session ends.",
                icon=":material/check:")

@@ -14,6 +14,7 @@ from core.models.samples import samples
 from core.studies import StudyError, open_study
 from dashboard.components import charts, jobs
 from dashboard.components import models as session_models
+from dashboard.components.text import literal, show_error
 from dashboard.components.widgets import which_image
 
 DEFAULT_MODELS = ("braintumor-xception", "braintumor-vgg16")
@@ -32,7 +33,8 @@ with st.sidebar:
         "Models (2 to 4)", list(available), max_selections=MAX_MODELS,
         default=[i for i in DEFAULT_MODELS if i in available], key="compare_models")
     if chosen:
-        st.caption("; ".join(f"**{i}**: {session_models.task(i)}" for i in chosen))
+        st.caption("; ".join(f"**{literal(i)}**: {literal(session_models.task(i))}"
+                             for i in chosen))
     cards = [available[i] for i in chosen]
     source = st.radio("Study", ["Built-in sample", "Upload a file"], horizontal=True,
                       key="compare_source")
@@ -54,7 +56,7 @@ with st.sidebar:
                 study = open_study(upload.getvalue(), name=upload.name)
                 token = f"upload-{upload.file_id}"
     except (StudyError, ModelError) as error:
-        st.error(str(error), icon=":material/error:")
+        show_error(error)  # the uploader keeps its file; another choice opens at once
     method = st.selectbox("Method", list(METHODS), index=list(METHODS).index("gradcam"),
                           format_func=METHOD_TITLES.get, key="compare_method")
     labels = shared_labels(cards)
@@ -79,8 +81,9 @@ with st.sidebar:
 try:
     with st.spinner(f"Loading {len(chosen)} models…"):
         classifiers = [session_models.classifier_for(model_id) for model_id in chosen]
-except ModelError as error:
-    st.error(str(error), icon=":material/error:")
+    shown = study.display(frame, None, plane)
+except (StudyError, ModelError) as error:
+    show_error(error)
     st.stop()
 
 # Only the models with a metadata input take the answers (the skin model; uploads have one
@@ -100,7 +103,6 @@ look = st.columns([1, 1, 2])
 opacity = look[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05, key="compare_opacity")
 colormap = look[1].selectbox("Colormap", list(COLORMAPS), key="compare_colormap")
 
-shown = study.display(frame, None, plane)
 title = METHOD_TITLES[method]
 results = comparison.models
 # The same height for every model's bars, so the rows below them start level.
@@ -115,34 +117,37 @@ def row():
 # The answer first (each model's map and output), then what each saw, then its costs.
 with side_by_side:
     for column, result in row():
-        column.subheader(result.id)
+        column.subheader(literal(result.id))
     warnings = [r.card.outside_domain(study) for r in results]
     if any(warnings):
         for (column, _), warning in zip(row(), warnings, strict=True):
             if warning:
-                column.warning(warning, icon=":material/warning:")
+                column.warning(literal(warning), icon=":material/warning:")
     for column, result in row():
         e = result.explanation
         if e is None:
             column.caption(f"No {title} map.")
             continue
         column.image(overlay(shown, e.map, opacity, colormap),
-                     caption=f"{title} for '{e.label}' on {study.name}", width="stretch")
+                     caption=f"{title} for '{literal(e.label)}' on {literal(study.name)}",
+                     width="stretch")
         if e.empty:
-            column.info(f"Nothing speaks for '{e.label}' here: the map is empty.",
+            column.info(f"Nothing speaks for '{literal(e.label)}' here: the map is empty.",
                         icon=":material/info:")
     for column, result in row():
         p = result.prediction
-        column.metric("Model output", p.label, help="The model's output, not a diagnosis.")
+        column.metric("Model output", literal(p.label),
+                      help="The model's output, not a diagnosis.")
         column.plotly_chart(charts.probabilities(p.probabilities, p.label, bars_px),
                             width="stretch", config={"displayModeBar": False},
                             key=f"compare_probs_{result.id}")
     for column, result in row():
         seen = result.model_input.seen
-        column.image(seen, caption=f"What {result.id} saw: {seen.shape[1]}x{seen.shape[0]}",
+        column.image(seen, caption=f"What {literal(result.id)} saw: "
+                                   f"{seen.shape[1]}x{seen.shape[0]}",
                      width="stretch", output_format="PNG")
         with column.expander("Steps from the study to its input"):
-            st.markdown("\n".join(f"1. {step}" for step in result.model_input.steps))
+            st.markdown("\n".join(f"1. {literal(step)}" for step in result.model_input.steps))
     for column, result in row():
         e = result.explanation
         explained = (f" · {title} {e.seconds * 1000:.0f} ms on {result.explained_on}"
@@ -154,7 +159,7 @@ with side_by_side:
     if any(r.notes for r in results):
         for column, result in row():
             for note in result.notes:
-                column.info(note, icon=":material/info:")
+                column.info(literal(note), icon=":material/info:")
 
 st.subheader("Agreement of the maps")
 st.caption("IoU of the top-20% regions (each map's pixels at or above its 80th percentile) "
@@ -171,5 +176,5 @@ st.dataframe(
 st.plotly_chart(charts.agreement(list(chosen), pairs), width="stretch",
                 config={"displayModeBar": False}, key="compare_heatmap")
 st.subheader("What they say")
-st.markdown("\n".join(f"- {p.sentence}" for p in comparison.pairs))
-st.caption(comparison.labels.note)
+st.markdown("\n".join(f"- {literal(p.sentence)}" for p in comparison.pairs))
+st.caption(literal(comparison.labels.note))

@@ -14,6 +14,7 @@ from core.studies import StudyError
 from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components import models as session_models
+from dashboard.components.text import literal, show_error
 
 DEFAULT_MODEL = "braintumor-xception"
 SAMPLES, ZIP, FOLDER = "Built-in samples", "Upload a .zip", "Upload a folder"
@@ -28,7 +29,8 @@ chosen = st.multiselect(
     "Models", list(available), default=[DEFAULT_MODEL] if DEFAULT_MODEL in available else [],
     help="Several models are measured on the same images and compared side by side.")
 if chosen:
-    st.caption("; ".join(f"**{i}**: {session_models.task(i)}" for i in chosen))
+    st.caption("; ".join(f"**{literal(i)}**: {literal(session_models.task(i))}"
+                         for i in chosen))
 source = st.radio("Labelled set", [SAMPLES, ZIP, FOLDER], horizontal=True,
                   help="A .zip or a folder with one sub-folder per label, named as the "
                        "model's labels (e.g. glioma/, meningioma/...).")
@@ -51,7 +53,7 @@ else:
 answers = {}
 for model_id in chosen:
     if available[model_id].metadata is not None:
-        with st.expander(f"Patient metadata for {model_id} (the same for every image)"):
+        with st.expander(f"Patient metadata for {literal(model_id)} (the same for every image)"):
             answers[model_id] = session_models.metadata_form(available[model_id],
                                                              key=f"evaluate_meta_{model_id}")
 only_known = st.checkbox(
@@ -83,7 +85,7 @@ if st.button("Evaluate", type="primary", icon=":material/fact_check:", disabled=
             state.forget_cancelled(job.key)  # asked for again: run it afresh
             state.start_evaluation(executor().submit(job))
     except (ev.EvaluationError, StudyError, ModelError) as error:
-        st.error(str(error), icon=":material/error:")
+        show_error(error)  # the uploader keeps its files
 
 run = state.evaluation()
 if run is None:
@@ -99,9 +101,9 @@ if result is None:
 scores = (result if isinstance(result, ev.Scoreboard)
           else ev.Scoreboard(result.set_name, {result.model: result}, {}))
 
-st.subheader(f"On {scores.set_name}")
+st.subheader(f"On {literal(scores.set_name)}")
 for model_id, error in scores.errors.items():
-    st.error(f"{model_id} not evaluated: {error}", icon=":material/error:")
+    show_error(f"{model_id} not evaluated: {error}")
 st.dataframe(scores.table(), hide_index=True, width="stretch", column_config={
     "model": "model", "n": st.column_config.NumberColumn("images"),
     "accuracy": st.column_config.NumberColumn("accuracy", format="%.3f"),
@@ -124,7 +126,7 @@ colormap = look[1].selectbox("Colormap", list(COLORMAPS), key="evaluate_colormap
 
 def show_cell(model_id: str, evaluation: ev.Evaluation, cell: tuple[str, str]) -> None:
     rows = evaluation.cell(*cell)
-    st.markdown(f"**True {cell[0]}, predicted {cell[1]}: {len(rows)} image(s)**"
+    st.markdown(f"**True {literal(cell[0])}, predicted {literal(cell[1])}: {len(rows)} image(s)**"
                 + (f" (the first {MAX_SHOWN})" if len(rows) > MAX_SHOWN else ""))
     explainer = session_models.classifier_for(model_id, method="gradcam")
     grid = st.columns(4)
@@ -141,16 +143,17 @@ def show_cell(model_id: str, evaluation: ev.Evaluation, cell: tuple[str, str]) -
                 model_input = explainer.card.prepare(study, frame=frame,
                                                      metadata=evaluation.metadata)
             except (StudyError, ValueError) as error:
-                st.caption(f"{image.name}: no map ({error})")
+                st.caption(literal(f"{image.name}: no map ({error})"))
                 continue
             explanation = jobs.show(jobs.submit(explain_job(explainer, model_input, "gradcam")),
                                     f"{image.name}: Grad-CAM", EXPECTED, key=f"{model_id}_")
             if explanation is None:
                 continue
             st.image(overlay(study.display(frame), explanation.map, opacity, colormap),
-                     caption=f"{image.name}: Grad-CAM for '{explanation.label}'",
+                     caption=f"{literal(image.name)}: Grad-CAM for "
+                             f"'{literal(explanation.label)}'",
                      width="stretch")
-            st.caption(words)
+            st.caption(literal(words))
 
 
 def show(model_id: str, evaluation: ev.Evaluation) -> None:
@@ -162,10 +165,11 @@ def show(model_id: str, evaluation: ev.Evaluation) -> None:
                                  (figures[3], "ECE", evaluation.ece)):
         column.metric(title, "—" if value is None else f"{value:.3f}")
     for note in evaluation.notes:
-        st.caption(note)
+        st.caption(literal(note))
     if evaluation.skipped:
         with st.expander(f"{len(evaluation.skipped)} file(s) skipped"):
-            st.markdown("\n".join(f"- `{s.name}`: {s.reason}" for s in evaluation.skipped))
+            st.markdown("\n".join(f"- {literal(s.name, code=True)}: {literal(s.reason)}"
+                                   for s in evaluation.skipped))
     st.dataframe([{"label": s.label, "precision": s.precision, "recall": s.recall,
                    "F1": s.f1, "support": s.support, "ROC AUC": evaluation.roc_auc[s.label]}
                   for s in evaluation.per_class], hide_index=True, width="stretch",
@@ -205,7 +209,7 @@ def show(model_id: str, evaluation: ev.Evaluation) -> None:
         show_cell(model_id, evaluation, cell)
 
 
-tabs = st.tabs(list(scores.evaluations))
+tabs = st.tabs([literal(model_id) for model_id in scores.evaluations])
 for tab, (model_id, evaluation) in zip(tabs, scores.evaluations.items(), strict=True):
     with tab:
         show(model_id, evaluation)

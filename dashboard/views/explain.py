@@ -21,6 +21,7 @@ from core.studies import viewing as viewer
 from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components.models import available, classifier_for, metadata_form, task
+from dashboard.components.text import literal, show_error
 from dashboard.components.widgets import which_image
 
 DEFAULT_MODEL = "braintumor-xception"
@@ -41,7 +42,7 @@ study = None
 token = "none"  # names the slice widgets of the study in use, so a new study starts afresh
 with st.sidebar:
     model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL))
-    st.caption(task(model_id))
+    st.caption(literal(task(model_id)))
     card = by_id[model_id]
     metadata = metadata_form(card, f"explain_meta_{model_id}")
     # Keyed by the hand-over, so each image sent from the Viewer is selected on arrival.
@@ -50,12 +51,12 @@ with st.sidebar:
     try:
         if source == FROM_VIEWER:
             study, token = selection.study, f"viewer-{selection.serial}"
-            st.caption(f"From the Viewer: {selection.label}")
+            st.caption(f"From the Viewer: {literal(selection.label)}")
         elif source == "Built-in sample":
             own = samples(card) if card.builtin else []
             if not own:
-                st.caption(f"No labelled samples ship with {model_id}: these are the other "
-                           "models' samples, outside its domain.")
+                st.caption(f"No labelled samples ship with {literal(model_id)}: these are the "
+                           "other models' samples, outside its domain.")
             sample = st.selectbox(
                 "Sample", own or all_samples(), index=None,
                 placeholder="Choose a labelled sample",
@@ -69,7 +70,7 @@ with st.sidebar:
                 study = open_study(upload.getvalue(), name=upload.name)
                 token = f"upload-{upload.file_id}"
     except (StudyError, models.ModelError) as error:
-        st.error(str(error), icon=":material/error:")
+        show_error(error)  # the uploader keeps its file; another choice opens at once
 
 if study is None:
     st.info("Choose a sample or upload a study in the sidebar.", icon=":material/arrow_back:")
@@ -84,17 +85,20 @@ with st.sidebar:
 
 try:
     # Loaded once per server (app.py starts loading the built-in ones at its start).
-    with st.spinner(f"Loading {model_id}…"):
+    with st.spinner(f"Loading {literal(model_id)}…"):
         classifier = classifier_for(model_id)
-except models.ModelError as error:
-    st.error(str(error), icon=":material/error:")
+    model_input = card.prepare(study, frame=frame, plane=plane, window=window,
+                               metadata=metadata)
+    prediction = classifier.predict(model_input)  # one forward pass: quick, so done here
+    shown = study.display(frame, window, plane)
+except (StudyError, models.ModelError) as error:
+    # A study that opened but cannot be prepared or shown: one line; the sidebar stays.
+    show_error(error)
     st.stop()
-model_input = card.prepare(study, frame=frame, plane=plane, window=window, metadata=metadata)
-prediction = classifier.predict(model_input)  # one forward pass: quick, so done here
 
 outside = card.outside_domain(study)
 if outside:
-    st.warning(outside, icon=":material/warning:")
+    st.warning(literal(outside), icon=":material/warning:")
 
 
 def expected_seconds(name: str, values: dict | None = None) -> float | None:
@@ -165,7 +169,7 @@ with st.expander("Parameters and expected cost", expanded=False):
         cost = f" · about {expected:.1f} s" if expected is not None else ""
         heading.markdown(f"**{m.title}** ([paper]({m.paper})){cost}")
     forward = classifier.forward_seconds(model_input.batch)
-    st.caption(f"One forward pass of {model_id}: {forward * 1000:.0f} ms here; costs are "
+    st.caption(f"One forward pass of {literal(model_id)}: {forward * 1000:.0f} ms here; costs are "
                f"estimates from multiples measured by bench/explain_speed.py. Baselines "
                f"(Integrated Gradients, occlusion, RISE, deletion) are black: "
                f"{black(card.input_spec):g} in the model's input units.")
@@ -173,21 +177,20 @@ with st.expander("Parameters and expected cost", expanded=False):
 with st.expander("What the model saw"):
     st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input",
              output_format="PNG")
-    st.markdown("\n".join(f"1. {step}" for step in model_input.steps))
+    st.markdown("\n".join(f"1. {literal(step)}" for step in model_input.steps))
 
 # -- the answer: the study, its maps, the prediction -------------------------------------------
 
-shown = study.display(frame, window, plane)
 curves = {}  # method title -> its deletion and insertion, for the curves below
 with answer:
     pictures, said = st.columns([3, 1], gap="medium")
 with said:
-    st.metric("Model output", prediction.label)
+    st.metric("Model output", literal(prediction.label))
     if prediction.label in card.label_names:
-        st.caption(f"{prediction.label}: {card.label_names[prediction.label]}")
+        st.caption(literal(f"{prediction.label}: {card.label_names[prediction.label]}"))
     source_of = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
     st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source_of}) "
-               f"· {model_id} on {classifier.device}")
+               f"· {literal(model_id)} on {classifier.device}")
     st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
                     width="stretch", config={"displayModeBar": False})
     st.caption("A model's output, not a diagnosis.")
@@ -201,11 +204,12 @@ with pictures, st.container(key="overlay"):
             with cell:
                 if name is None:
                     view = study.view(frame, plane)
-                    st.image(shown, caption=f"{study.name} · {view.label}", width="stretch",
-                             output_format="PNG")
+                    st.image(shown, caption=f"{literal(study.name)} · {view.label}",
+                             width="stretch", output_format="PNG")
                     used = model_input.window
-                    st.caption(viewer.summary(study)
-                               + (f" · window {used.describe(study.units)}" if used else ""))
+                    st.caption(literal(viewer.summary(study)
+                                       + (f" · window {used.describe(study.units)}"
+                                          if used else "")))
                     continue
                 title = METHODS[name].title
                 job = explain_job(classifier_for(model_id, name), model_input, name, target,
@@ -214,14 +218,15 @@ with pictures, st.container(key="overlay"):
                 if explanation is None:
                     continue
                 st.image(overlay(shown, explanation.map, opacity, colormap),
-                         caption=f"{title} for '{explanation.label}' on {study.name}",
+                         caption=f"{title} for '{literal(explanation.label)}' on "
+                                 f"{literal(study.name)}",
                          width="stretch")
-                where = f"layer {explanation.layer} · " if explanation.layer else ""
+                where = f"layer {literal(explanation.layer)} · " if explanation.layer else ""
                 extra = explanation.info.get("completeness_error")
                 completeness = (f" · completeness error {extra[0]:.1%}" if extra else "")
                 st.caption(f"{where}{explanation.seconds * 1000:.0f} ms{completeness}")
                 if explanation.empty:
-                    st.info(f"Nothing speaks for '{explanation.label}' here: the map is "
+                    st.info(f"Nothing speaks for '{literal(explanation.label)}' here: the map is "
                             "empty.", icon=":material/info:")
                 elif with_metrics:
                     check = faithfulness_job(classifier_for(model_id, name), model_input, job,
@@ -274,9 +279,10 @@ else:
     if check is not None:
         st.plotly_chart(charts.sanity(check.layers, check.spearman, check.empty,
                                       METHODS[check_method].title), width="stretch")
-        st.caption(check.summary)
+        st.caption(literal(check.summary))  # it names layers: a model's own words
         tiles = [(check.original, "original model")] + [
-            (m, f"random down to {name}: " + ("empty map" if empty else f"ρ = {rho:.2f}"))
+            (m, f"random down to {literal(name)}: "
+                + ("empty map" if empty else f"ρ = {rho:.2f}"))
             for m, name, rho, empty in zip(check.maps, check.layers, check.spearman,
                                            check.empty, strict=True)]
         # One row of columns per five tiles, so every row starts level (one set of five

@@ -9,6 +9,7 @@ from core.studies import Study, StudyError
 from core.studies import viewing as viewer
 from core.studies.windows import Window
 from dashboard import state
+from dashboard.components.text import literal, show_error
 from dashboard.components.widgets import which_image
 
 SOURCES = ["Built-in example", "Upload files"]
@@ -40,6 +41,67 @@ def uploaded(files: list) -> viewer.Uploads:
     return opened
 
 
+def show(token: str, study: Study) -> None:
+    """The study's picture, window controls and tags; any text from the file is drawn
+    literally (`literal`), and what cannot be shown raises StudyError."""
+    window = None
+    with st.sidebar:
+        plane, index = which_image(study, f"viewer_{token}")
+        choices, default = window_choices(token, study)
+        units = f" ({literal(study.units)})" if study.units else ""
+        if choices:
+            st.subheader("Window")
+            names = list(choices)
+            preset_name = st.selectbox("Window preset", names, index=names.index(default),
+                                       key=f"viewer_preset_{token}")
+            preset = choices[preset_name]
+            # Keyed by the preset, so picking a preset puts its own values back in the boxes.
+            center = st.number_input(f"Centre{units}", value=float(preset.center), step=1.0,
+                                     format="%.1f", key=f"viewer_center_{token}_{preset_name}")
+            width = st.number_input(f"Width{units}", value=max(float(preset.width), 1.0),
+                                    min_value=1.0, step=1.0, format="%.1f",
+                                    key=f"viewer_width_{token}_{preset_name}")
+            window = viewer.manual_or_preset(preset, center, width)
+            st.caption(f"Window used: **{literal(window.describe(study.units))}**")
+        else:
+            st.caption("Colour image: shown as stored, no window.")
+
+    pic = viewer.picture(study, index, window, plane)
+    image_col, info_col = st.columns([3, 2])
+    with image_col:
+        shown_as = window.describe(study.units) if window else "colour, as stored"
+        with st.container(key="viewer_image"):
+            # PNG, encoded here: lossless (Streamlit's "auto" picks JPEG) and quick.
+            st.image(viewer.png(pic.image),
+                     caption=f"{literal(study.name)} · {pic.view.label} · {literal(shown_as)}",
+                     width="stretch", output_format="PNG")
+        st.caption(viewer.spacing_caption(pic, study))  # numbers and our words only
+        if st.button("Send to Explain", icon=":material/visibility:", type="primary",
+                     help="Run a model on this image, as windowed here."):
+            state.set_viewer_selection(state.Selection(study, index, plane, window,
+                                                       secrets.token_hex(4)))
+            st.switch_page("views/explain.py")
+
+    with info_col:
+        st.subheader("Study")
+        st.caption(literal(viewer.summary(study)))
+        for note in study.notes:
+            st.info(literal(note), icon=":material/info:")
+        if study.metadata:  # table cells are plain text
+            st.dataframe(viewer.metadata_rows(study.metadata), hide_index=True,
+                         width="stretch")
+        reveal = st.toggle("Show identifying tags (your own file)", value=False,
+                           key=f"viewer_identifying_{token}")
+        if not reveal:
+            st.caption(f"{len(study.identifying)} identifying tag(s) hidden.")
+        elif study.identifying:
+            st.dataframe(viewer.metadata_rows(study.identifying), hide_index=True,
+                         width="stretch")
+            st.caption("Shown on this screen only: never stored, exported or sent to a model.")
+        else:
+            st.caption("No identifying tags in this file.")
+
+
 studies: list[tuple[str, Study]] = []  # (token naming the study's widgets, study)
 errors: list[str] = []
 with st.sidebar:
@@ -66,12 +128,12 @@ with st.sidebar:
             studies = [(f"upload-{batch}-{i}", s) for i, s in enumerate(opened.studies)]
             errors.extend(opened.errors)
             if opened.note:
-                st.info(opened.note, icon=":material/info:")
+                st.info(literal(opened.note), icon=":material/info:")
         else:
             state.forget_viewer_uploads()
 
 for error in errors:
-    st.error(error, icon=":material/error:")
+    show_error(error)
 if not studies:
     if not errors:
         st.info("Choose an example or upload files in the sidebar.", icon=":material/arrow_back:")
@@ -80,61 +142,15 @@ if not studies:
 with st.sidebar:
     token, study = studies[0]
     if len(studies) > 1:
+        # Options are plain text in a selectbox: the names need no escaping.
         names = [s.name for _, s in studies]
         chosen = st.selectbox("File", range(len(studies)), format_func=names.__getitem__,
                               key=f"viewer_file_{token}")
         token, study = studies[chosen]
 
-    plane, index = which_image(study, f"viewer_{token}")
-
-    window = None
-    choices, default = window_choices(token, study)
-    units = f" ({study.units})" if study.units else ""
-    if choices:
-        st.subheader("Window")
-        names = list(choices)
-        preset_name = st.selectbox("Window preset", names, index=names.index(default),
-                                   key=f"viewer_preset_{token}")
-        preset = choices[preset_name]
-        # Keyed by the preset, so picking a preset puts its own values back in the boxes.
-        center = st.number_input(f"Centre{units}", value=float(preset.center), step=1.0,
-                                 format="%.1f", key=f"viewer_center_{token}_{preset_name}")
-        width = st.number_input(f"Width{units}", value=max(float(preset.width), 1.0),
-                                min_value=1.0, step=1.0, format="%.1f",
-                                key=f"viewer_width_{token}_{preset_name}")
-        window = viewer.manual_or_preset(preset, center, width)
-        st.caption(f"Window used: **{window.describe(study.units)}**")
-    else:
-        st.caption("Colour image: shown as stored, no window.")
-
-pic = viewer.picture(study, index, window, plane)
-image_col, info_col = st.columns([3, 2])
-with image_col:
-    shown_as = window.describe(study.units) if window else "colour, as stored"
-    with st.container(key="viewer_image"):
-        # PNG, encoded here: lossless (Streamlit's "auto" picks JPEG) and quick.
-        st.image(viewer.png(pic.image), caption=f"{study.name} · {pic.view.label} · {shown_as}",
-                 width="stretch", output_format="PNG")
-    st.caption(viewer.spacing_caption(pic, study))
-    if st.button("Send to Explain", icon=":material/visibility:", type="primary",
-                 help="Run a model on this image, as windowed here."):
-        state.set_viewer_selection(state.Selection(study, index, plane, window,
-                                                   secrets.token_hex(4)))
-        st.switch_page("views/explain.py")
-
-with info_col:
-    st.subheader("Study")
-    st.caption(viewer.summary(study))
-    for note in study.notes:
-        st.info(note, icon=":material/info:")
-    if study.metadata:
-        st.dataframe(viewer.metadata_rows(study.metadata), hide_index=True, width="stretch")
-    reveal = st.toggle("Show identifying tags (your own file)", value=False,
-                       key=f"viewer_identifying_{token}")
-    if not reveal:
-        st.caption(f"{len(study.identifying)} identifying tag(s) hidden.")
-    elif study.identifying:
-        st.dataframe(viewer.metadata_rows(study.identifying), hide_index=True, width="stretch")
-        st.caption("Shown on this screen only: never stored, exported or sent to a model.")
-    else:
-        st.caption("No identifying tags in this file.")
+try:
+    show(token, study)
+except StudyError as error:
+    # A file that opened but cannot be shown: one line, and the sidebar (the uploads, the
+    # other files, the examples) stays as it was.
+    show_error(error)

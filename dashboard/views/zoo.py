@@ -6,6 +6,7 @@ from core import models
 from core.models import ModelCard, ModelError
 from core.models.architecture import Architecture, architecture, card_facts
 from dashboard.components import models as session_models
+from dashboard.components.text import literal, show_error
 
 st.title("Model zoo")
 st.caption("Research and teaching; not for diagnosis.")
@@ -33,37 +34,40 @@ def show_layers(card: ModelCard) -> None:
                            key=f"zoo_runtime_{card.id}",
                            format_func=lambda r: f"{r} (the model file's own)"
                            if r == card.runtime else f"{r} (a port of the same weights)")
-    with st.status(f"Reading {card.id}'s {'nodes' if runtime == 'onnx' else 'layers'}…",
+    with st.status(f"Reading {literal(card.id)}'s "
+                   f"{'nodes' if runtime == 'onnx' else 'layers'}…",
                    expanded=False) as status:
         try:
             classifier = (models.load(card.id, runtime) if card.builtin
                           else session_models.uploaded()[card.id])
             arch = architecture(classifier)
         except ModelError as error:
-            status.update(label=f"{card.id}: no table", state="error")
-            st.error(str(error), icon=":material/error:")
+            status.update(label=f"{literal(card.id)}: no table", state="error")
+            show_error(error)
             return
-        status.update(label=f"{card.id}: {len(arch.layers)} "
+        status.update(label=f"{literal(card.id)}: {len(arch.layers)} "
                             f"{'nodes' if arch.runtime == 'onnx' else 'layers'} in all",
                       state="complete")
-    st.caption(arch.summary_text())
+    st.caption(literal(arch.summary_text()))
     for note in arch.notes:
-        st.caption(f":material/info: {note}")
+        st.caption(f":material/info: {literal(note)}")
     layer_table(arch, arch.top_level, ONNX_COLUMNS if arch.runtime == "onnx" else KERAS_COLUMNS)
     for parent in arch.nested:
         inside = arch.inside(parent)
-        with st.expander(f"Inside `{parent.name}` ({parent.type}): {len(inside)} layers, "
+        with st.expander(f"Inside {literal(parent.name, code=True)} ({literal(parent.type)}): "
+                         f"{len(inside)} layers, "
                          f"{parent.parameters:,} parameters", expanded=False):
             layer_table(arch, inside, NESTED_COLUMNS)
 
 
 def show_card(card: ModelCard) -> None:
     with st.container(border=True, key=f"zoo_card_{card.id}"):
-        st.subheader(card.name)
-        st.caption(f"`{card.id}`" + ("" if card.builtin
-                                      else " · uploaded: in this session only"))
+        st.subheader(literal(card.name))
+        st.caption(literal(card.id, code=True) + ("" if card.builtin
+                                                  else " · uploaded: in this session only"))
         st.warning(f"**Intended use:** {card.intended_use}", icon=":material/warning:")
-        st.markdown("\n".join(f"- **{heading}:** {words}"
+        # A card's facts: an uploaded model's name, labels and licence are the uploader's.
+        st.markdown("\n".join(f"- **{heading}:** {literal(words)}"
                               for heading, words in card_facts(card).items()
                               if heading != "Intended use"))
         if st.toggle("Show its layers" if card.runtime == "keras" else "Show its nodes",

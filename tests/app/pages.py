@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from streamlit.testing.v1 import AppTest
 
 
@@ -11,3 +13,11 @@ def model_cells(at: AppTest, count: int) -> list[list]:
     columns = at.get_by_key("compare_columns").columns
     assert len(columns) % count == 0
     return [columns[i::count] for i in range(count)]
+
+
+def displayed(markdown: str) -> str:
+    """What a page's markdown source reads as once the escapes of
+    `dashboard.components.text.literal` are undone (numeric character references, the
+    invisible word joiners, backslash escapes): the text as shown."""
+    text = re.sub(r"(?<!\\)&#(\d+);", lambda m: chr(int(m[1])), markdown)
+    return re.sub(r"\\([!-/:-@\[-`{-~])", r"\1", text.replace("\u2060", ""))

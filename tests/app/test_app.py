@@ -8,6 +8,7 @@ from __future__ import annotations
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from tests.app.pages import displayed
 from tests.app.waiting import settle
 from tests.conftest import app_page
 
@@ -122,7 +123,7 @@ def test_bad_upload_is_one_line_and_app_keeps_running(name, payload, expected):
     at.run()
     assert not at.exception
     assert len(at.error) == 1
-    message = at.error[0].value
+    message = displayed(at.error[0].value)
     assert message.startswith(expected) and "\n" not in message
     # The page is still usable afterwards.
     at.radio[0].set_value("Built-in sample").run()

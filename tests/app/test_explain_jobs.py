@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from core.jobs import CANCELLED, RUNNING, executor
+from tests.app.pages import displayed
 from tests.app.waiting import running, settle, spy_on_submit
 from tests.conftest import app_page
 
@@ -14,7 +15,7 @@ LONG_RISE = 20_000  # masks: minutes on this CPU, so it is still running while w
 
 
 def progress_texts(at) -> list[str]:
-    return [p.proto.text for p in at.get("progress")]
+    return [displayed(p.proto.text) for p in at.get("progress")]
 
 
 @pytest.fixture
@@ -55,7 +56,7 @@ def test_a_look_change_while_rise_runs_keeps_its_job(brain_samples, submitted):
     at.button(key=f"cancel_{rise.key}").click().run()
     assert rise.wait(30) and rise.state == CANCELLED
     settle(at)
-    assert any(i.value.startswith("RISE: cancelled after") for i in at.info)
+    assert any(displayed(i.value).startswith("RISE: cancelled after") for i in at.info)
     assert not running("explain", method="rise")
     assert "Grad-CAM for 'glioma' on Te-gl_0010.jpg" in [
         img.caption for element in at.get("image") for img in element.proto.imgs]

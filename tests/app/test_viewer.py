@@ -16,6 +16,7 @@ from core.models import card
 from core.studies import open_study
 from core.studies import viewing as viewer
 from core.studies.windows import Window
+from tests.app.pages import displayed
 from tests.app.waiting import settle
 from tests.conftest import app_page, dicom_file
 from tests.series import write_series
@@ -46,8 +47,10 @@ def upload(at: AppTest, *files: tuple[str, bytes]) -> AppTest:
 
 
 def images(at: AppTest) -> list[tuple[str, str]]:
-    """(caption, media URL) of every image; the URL is a hash of the image's bytes."""
-    return [(img.caption, img.url) for element in at.get("image") for img in element.proto.imgs]
+    """(caption as shown, media URL) of every image; the URL is a hash of the image's
+    bytes. Captions are markdown: text from the file in them is escaped."""
+    return [(displayed(img.caption), img.url)
+            for element in at.get("image") for img in element.proto.imgs]
 
 
 def widget(elements, label: str):
@@ -58,7 +61,7 @@ def page_text(at: AppTest) -> str:
     """Every text the page shows: tables, markdown, captions, notices, image captions."""
     parts = [df.value.to_string() for df in at.dataframe]
     for kind in (at.markdown, at.caption, at.info, at.error, at.warning, at.text):
-        parts.extend(e.value for e in kind)
+        parts.extend(displayed(e.value) for e in kind)
     parts.extend(caption for caption, _ in images(at))
     return "\n".join(parts)
 
@@ -130,7 +133,8 @@ def test_window_preset_and_manual_values_change_the_pixels():
     (caption, manual), = images(at)
     assert caption.endswith("C 100 HU / W 1800 HU (manual)")
     assert manual not in (first, bone)
-    assert any("Window used: **C 100 HU / W 1800 HU (manual)**" in c.value for c in at.caption)
+    assert any("Window used: **C 100 HU / W 1800 HU (manual)**" in displayed(c.value)
+               for c in at.caption)
 
     # Back to the file's window: the very same picture as at first.
     widget(at.selectbox, "Window preset").set_value("File: C 40 HU / W 100 HU (file)").run()
@@ -174,7 +178,7 @@ def test_several_uploaded_files_are_one_series(tmp_path):
 def test_bad_file_is_one_error_line_and_page_keeps_working(name, payload, expected):
     at = upload(viewer_page(), (name, payload))
     assert len(at.error) == 1
-    message = at.error[0].value
+    message = displayed(at.error[0].value)
     assert message.startswith(expected) and "\n" not in message
     assert not images(at)
     assert at.title[0].value == "Viewer"
@@ -183,7 +187,7 @@ def test_bad_file_is_one_error_line_and_page_keeps_working(name, payload, expect
     # when it could not be read, a note when it was skipped as not DICOM).
     upload(at, (name, payload), (CT, dicom_file(CT).read_bytes()))
     assert len(at.error) <= 1 and "\n" not in "".join(e.value for e in at.error)
-    assert name in "\n".join(e.value for e in (*at.error, *at.info))
+    assert name in "\n".join(displayed(e.value) for e in (*at.error, *at.info))
     assert images(at)[0][0].startswith(f"{CT} · image")
 
     # And the examples still open.
@@ -237,9 +241,9 @@ def test_send_to_explain_predicts_on_that_image():
     captions = [caption for caption, _ in images(at)]
     assert f"{CT} · image" in captions
     assert any(c.endswith(f"on {CT}") for c in captions)  # the Grad-CAM overlay
-    steps = "\n".join(m.value for m in at.markdown)
+    steps = "\n".join(displayed(m.value) for m in at.markdown)
     assert "window C 40 HU / W 80 HU (CT brain) to 8 bits" in steps
-    assert any("window C 40 HU / W 80 HU (CT brain)" in c.value for c in at.caption)
+    assert any("window C 40 HU / W 80 HU (CT brain)" in displayed(c.value) for c in at.caption)
 
     # Back on the Viewer, the example is still open (and Streamlit has nothing to warn of).
     at.switch_page("views/viewer.py").run()
@@ -258,7 +262,7 @@ def test_send_a_volume_slice_to_explain(tmp_path):
     assert widget(at.radio, "Plane").value == "coronal"
     assert widget(at.slider, "Slice").value == 40
     assert "series.zip · coronal 40 of 128" in [c for c, _ in images(at)]
-    steps = "\n".join(m.value for m in at.markdown)
+    steps = "\n".join(displayed(m.value) for m in at.markdown)
     assert "coronal 40 of 128 (radiological orientation)" in steps
     assert "window C 40 HU / W 100 HU (file) to 8 bits" in steps
     assert at.metric[0].value in card("braintumor-xception").labels
@@ -266,7 +270,7 @@ def test_send_a_volume_slice_to_explain(tmp_path):
     # Explain's own slice controls move the image the model sees.
     settle(widget(at.slider, "Slice").set_value(10))
     assert "coronal 10 of 128 (radiological orientation)" in "\n".join(
-        m.value for m in at.markdown)
+        displayed(m.value) for m in at.markdown)
 
 
 # -- core.studies.viewing --------------------------------------------------------------------------

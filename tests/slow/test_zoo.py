@@ -15,6 +15,7 @@ from core import models
 from core.cli import main
 from core.models.architecture import architecture, card_facts, keras_architecture
 from tests import trained
+from tests.app.pages import displayed
 from tests.conftest import app_page
 
 
@@ -231,7 +232,7 @@ def test_zoo_page_shows_every_card_and_a_table_on_demand():
     at = zoo_page()
     assert at.title[0].value == "Model zoo"
     assert at.caption[0].value == "Research and teaching; not for diagnosis."
-    names = [s.value for s in at.subheader]
+    names = [displayed(s.value) for s in at.subheader]
     assert names == [c.name for c in models.cards()] and len(names) == 4
     assert sum("not for diagnosis" in w.value for w in at.warning) == 4
     assert not at.dataframe  # nothing is loaded until asked for

@@ -3,8 +3,10 @@ classifier and the forward-only explainers share."""
 
 from __future__ import annotations
 
+import os
 import threading
 from pathlib import Path
+from types import ModuleType
 
 import numpy as np
 
@@ -23,8 +25,7 @@ class OnnxRunner:
 
     @classmethod
     def open(cls, path: Path) -> OnnxRunner:
-        import onnxruntime as ort
-
+        ort = onnxruntime()
         wanted = ["CUDAExecutionProvider", "CPUExecutionProvider"]
         providers = [p for p in wanted if p in ort.get_available_providers()]
         return runner(ort.InferenceSession(str(path), providers=providers))
@@ -36,6 +37,22 @@ class OnnxRunner:
     def run(self, batch: np.ndarray) -> np.ndarray:
         with self._lock:
             return self.session.run(None, {self.input_name: batch.astype(np.float32)})[0]
+
+
+def onnxruntime() -> ModuleType:
+    """The onnxruntime module, imported with its telemetry off.
+
+    onnxruntime (1.32 on Linux) starts Microsoft's 1DS telemetry as the library loads: it
+    writes a device id and a queue of events (the interpreter's path, OS, CPU, container)
+    to ~/.cache/Microsoft/DeveloperTools/.onnxruntime (or $XDG_CACHE_HOME's) and uploads
+    them to mobile.events.data.microsoft.com. ORT_DISABLE_TELEMETRY is read at that load,
+    so it must be set before the first import: every import goes through here."""
+    os.environ["ORT_DISABLE_TELEMETRY"] = "1"
+    import onnxruntime as ort
+
+    # The Python API's switch too, where the build has it (events only: too late for files).
+    getattr(ort, "disable_telemetry_events", lambda: None)()
+    return ort
 
 
 _KEPT = "_medlens_runner"
