@@ -16,6 +16,7 @@ use allows and what an entry that cannot be read does:
 from __future__ import annotations
 
 import io
+import re
 import zipfile
 import zlib
 from collections.abc import Callable, Sequence
@@ -100,10 +101,17 @@ def check_count(count: int, name: str, limits: Limits = STUDY) -> None:
                            f"{limits.counted} limit {limits.purpose}")
 
 
+# A Windows drive ("c:/x", "C:x"): absolute there, whatever follows.
+_DRIVE = re.compile(r"[A-Za-z]:")
+
+
 def safe_parts(filename: str, name: str, where: str, limits: Limits = STUDY) -> tuple[str, ...]:
-    """A member's path parts; an absolute or escaping name refuses the whole archive."""
+    """A member's path parts; an absolute or escaping name refuses the whole archive. A
+    colon elsewhere ("scan 12:30.dcm", as macOS names files) is only a character: entries
+    are read in memory, never written out by their names."""
     parts = PurePosixPath(filename.replace("\\", "/")).parts
-    if filename.startswith(("/", "\\")) or ".." in parts or ":" in filename or not parts:
+    if (filename.startswith(("/", "\\")) or ".." in parts or _DRIVE.match(filename)
+            or not parts):
         raise _error(limits, f"{name}: unsafe path '{filename}' in {where} (absolute or "
                      "leading outside it); nothing was read")
     return parts

@@ -86,7 +86,8 @@ def test_a_set_counts_images_against_its_own_limit():
         open_study(data, name="big.zip")
 
 
-@pytest.mark.parametrize("entry", ["../x.jpg", "/abs/x.jpg", "c:/x.jpg", "a/../../x.jpg"])
+@pytest.mark.parametrize("entry", ["../x.jpg", "/abs/x.jpg", "c:/x.jpg", "C:x.jpg",
+                                   "a/../../x.jpg"])
 def test_unsafe_names_refuse_everything_in_both_uses(entry):
     data = _zip({"glioma/a.jpg": b"1", entry: b"2"})
     with pytest.raises(StudyError, match=rf"^s\.zip: unsafe path '{entry}' in the zip"):
@@ -95,3 +96,12 @@ def test_unsafe_names_refuse_everything_in_both_uses(entry):
         ev.from_zip(data, name="s.zip")
     with pytest.raises(ev.EvaluationError, match=rf"^up: unsafe path '{entry}' in the upload"):
         ev.from_files([("glioma/a.jpg", b"1"), (entry, b"2")], "up")
+
+
+def test_a_colon_inside_a_name_is_only_a_character():
+    # macOS names screenshots and exports "12:30": such a zip opened as nothing before.
+    data = _zip({"glioma/scan 12:30.jpg": b"1", "glioma/a.jpg": b"2"})
+    assert [n for n, _ in read_zip(data, "s.zip")] == ["s.zip/glioma/scan 12:30.jpg",
+                                                       "s.zip/glioma/a.jpg"]
+    labelled = ev.from_zip(data, name="s.zip")
+    assert {i.name for i in labelled.images} == {"glioma/scan 12:30.jpg", "glioma/a.jpg"}
