@@ -127,12 +127,11 @@ def prepare(study: Study, spec: InputSpec, frame: int = 0,
         steps.append(f"{cols}x{rows} pixels of {view.spacing[1]:.3g} x {view.spacing[0]:.3g} mm "
                      f"resampled to {picture.shape[1]}x{picture.shape[0]} for true aspect ratio")
 
+    # Grey is replicated to RGB after resizing, which gives the same pixels (each channel
+    # is resized alike) without three copies of a large image.
+    replicate = picture.ndim == 2 and spec.channels == 3
     if picture.ndim == 2:
-        if spec.channels == 3:
-            picture = np.repeat(picture[..., None], 3, axis=-1)
-            steps.append("grey replicated to 3 channels (RGB)")
-        else:
-            picture = picture[..., None]
+        picture = picture[..., None]
     elif spec.channels == 1:
         picture = np.asarray(Image.fromarray(picture).convert("L"))[..., None]
         steps.append("RGB converted to grey (ITU-R 601-2 luma)")
@@ -147,6 +146,10 @@ def prepare(study: Study, spec: InputSpec, frame: int = 0,
         steps.append(
             f"resized {cols}x{rows} to {spec.width}x{spec.height} ({spec.resize}{aspect})"
         )
+
+    if replicate:
+        picture = np.repeat(picture, 3, axis=-1)
+        steps.append("grey replicated to 3 channels (RGB)")
 
     description, scale = SCALES[spec.scale]
     steps.append(f"scaled: {description}")
