@@ -5,8 +5,8 @@ explain and compare carry the answer in their JSON.
 
 Measured with bench/domain_check.py (2026-11-29): held out of the calibration too (its
 threshold recomputed without it), 2/17 brain samples are flagged by braintumor-vgg16,
-1/17 by braintumor-xception and 1/16 chest X-rays by pneumonia-xception; 7 of the 16
-chest X-rays are flagged by braintumor-xception, all 16 by braintumor-vgg16.
+2/17 by braintumor-xception and 1/16 chest X-rays by pneumonia-xception; all 16 chest
+X-rays are flagged by both brain models.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from tests.cli import medlens
 from tests.conftest import dicom_file
 
 CHECKED = ("braintumor-vgg16", "braintumor-xception", "pneumonia-xception")
-HELD_OUT_FLAGS = {"braintumor-vgg16": 2, "braintumor-xception": 1, "pneumonia-xception": 1}
+HELD_OUT_FLAGS = {"braintumor-vgg16": 2, "braintumor-xception": 2, "pneumonia-xception": 1}
 KEYS = {"in_domain", "score", "threshold", "method"}
 
 
@@ -85,9 +85,8 @@ def test_brain_mri_given_to_the_pneumonia_model_is_flagged(brain_samples):
 def test_chest_x_rays_given_to_the_brain_models_are_flagged(chest_samples):
     vgg = [_check("braintumor-vgg16", s.path) for s in chest_samples]
     assert all(r.in_domain is False for r in vgg)
-    xception = {s.name: _check("braintumor-xception", s.path) for s in chest_samples}
-    assert sum(r.in_domain is False for r in xception.values()) >= 7
-    assert xception["NORMAL2-IM-1427-0001.jpeg"].in_domain is False  # the page test's
+    xception = [_check("braintumor-xception", s.path) for s in chest_samples]
+    assert all(r.in_domain is False for r in xception)
 
 
 @pytest.mark.parametrize("name", ["RG1_UNCR.dcm", "RG1_J2KI.dcm"])

@@ -99,14 +99,18 @@ def _tiny(head: str):
 
 
 @pytest.mark.parametrize("head", ["linear", "softmax", "softmax-layer"])
-def test_features_are_the_final_dense_input_and_logits_its_pre_activation(head):
+def test_features_are_the_pooled_output_and_logits_the_final_pre_activation(head):
     import keras
 
     model = _tiny(head)
     assert domain.final_dense(model).name == "logits"
     x = np.random.default_rng(1).random((2, 8, 8, 1)).astype(np.float32)
     features, logits = domain.features_and_logits(model, x)
-    expected = keras.Model(model.inputs[0], model.get_layer("penultimate").output)(x)
+    # The pooled backbone output, not the hidden Dense after it.
+    pooling = next(layer for layer in model.layers
+                   if isinstance(layer, keras.layers.GlobalAveragePooling2D))
+    expected = keras.Model(model.inputs[0], pooling.output)(x)
+    assert features.shape == (2, 4)
     assert np.allclose(features, np.asarray(expected), atol=1e-5)
     out = np.asarray(model(x))
     if head == "linear":
@@ -114,6 +118,21 @@ def test_features_are_the_final_dense_input_and_logits_its_pre_activation(head):
     else:  # the softmax of the recovered logits is the model's output
         p = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
         assert np.allclose(p, out, atol=1e-5)
+
+
+def test_without_global_pooling_the_features_are_the_final_dense_input():
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Flatten()(keras.layers.Conv2D(2, 3)(inputs))
+    x = keras.layers.Dense(5, activation="relu", name="hidden")(x)
+    model = keras.Model(inputs, keras.layers.Dense(3, name="logits")(x))
+    x = np.random.default_rng(2).random((2, 8, 8, 1)).astype(np.float32)
+    features, logits = domain.features_and_logits(model, x)
+    hidden = keras.Model(model.inputs[0], model.get_layer("hidden").output)(x)
+    assert np.allclose(features, np.asarray(hidden), atol=1e-5)
+    assert np.allclose(logits, np.asarray(model(x)), atol=1e-5)
 
 
 def test_a_model_whose_last_layer_is_not_dense_is_refused():
