@@ -24,6 +24,9 @@ from core.explain.errors import ExplainError
 from core.explain.metrics.agreement import agreement
 from core.explain.registry import find_method
 from core.models import Classifier, ModelCard, ModelError, Prediction, card, load
+from core.models.domain import DomainCheck
+from core.models.domain import check as domain_check
+from core.models.domain import warning as domain_warning
 from core.models.inputs import ModelInput
 from core.progress import Progress, part, report
 from core.studies import Study
@@ -83,6 +86,8 @@ class ModelResult:
     parameters: int
     file_bytes: int
     notes: tuple[str, ...] = ()
+    domain: DomainCheck | None = None  # whether the study is within the model's domain
+    warning: str | None = None  # the feature and modality checks' warning, if any
 
     @property
     def id(self) -> str:
@@ -106,6 +111,8 @@ class ModelResult:
             "parameters": self.parameters,
             "file_bytes": self.file_bytes,
             "notes": list(self.notes),
+            **({"domain": self.domain.to_dict()} if self.domain is not None else {}),
+            **({"warning": self.warning} if self.warning else {}),
         }
 
 
@@ -209,6 +216,7 @@ def examine(classifier: Classifier, study: Study, method: str, target: str | Non
     report(progress, 0.05, f"{c.id}: predicting")
     prediction = classifier.predict(model_input)
     forward = classifier.forward_seconds(model_input.batch)
+    checked = domain_check(classifier, model_input)
     notes: list[str] = []
     if target is not None and target not in c.labels:
         notes.append(f"{c.id} has no label '{target}': its map explains its predicted "
@@ -228,7 +236,8 @@ def examine(classifier: Classifier, study: Study, method: str, target: str | Non
                        model_input=model_input, prediction=prediction,
                        explanation=explanation, forward_seconds=forward,
                        parameters=classifier.parameters, file_bytes=classifier.file_bytes,
-                       notes=tuple(notes))
+                       notes=tuple(notes), domain=checked,
+                       warning=domain_warning(c, study, checked))
 
 
 def combine(results: Sequence[ModelResult], method: str,

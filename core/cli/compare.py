@@ -94,7 +94,10 @@ def compare_cmd(args: argparse.Namespace) -> int:
     lines = [f"{m.id}: {m.prediction.label} ({m.confidence:.1%}) · forward "
              f"{m.forward_seconds * 1000:.0f} ms"
              + (f" · {args.method} {m.explanation.seconds * 1000:.0f} ms"
-                if m.explanation is not None else "") for m in result.models]
+                if m.explanation is not None else "")
+             + (f" (warning: {m.warning})" if m.warning
+                else f" ({m.domain.sentence()})" if m.domain is not None else "")
+             for m in result.models]
     lines += [f"{p.a} vs {p.b}: " + ("no agreement (a map is missing)" if p.iou_top20 is None
                                      else f"IoU top-20% {p.iou_top20:.3f}, Spearman "
                                           f"{p.spearman:.3f}") for p in result.pairs]

@@ -58,6 +58,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     from core.explain import black, find_method
     from core.explain.overlay import COLORMAPS, overlay
     from core.jobs import explain_job, faithfulness_job, sanity_job
+    from core.models.domain import check as check_domain
 
     c = chosen_card(args)
     if args.colormap not in COLORMAPS:
@@ -88,6 +89,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     result = run_job(explained, label)
     payload = {"method": args.method, "label": result.label, "layer": result.layer,
                "runtime": classifier.runtime, "seconds": round(result.seconds, 4),
+               "domain": check_domain(classifier, model_input).to_dict(),
                **{k: v for k, v in result.info.items()
                   if k not in ("method", "layer", "target")}}
     if args.metrics:

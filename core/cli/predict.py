@@ -1,5 +1,5 @@
-"""`medlens predict`: class probabilities for one image of each study given, with a
-warning where a study is outside what the model was trained on."""
+"""`medlens predict`: class probabilities for one image of each study given, whether it
+is within the model's domain (core/models/domain.py), and a warning where it is not."""
 
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ def arguments(predict: Parser) -> None:
 
 def predict_cmd(args: argparse.Namespace) -> int:
     from core import models
+    from core.models import domain
 
     c = chosen_card(args)
     if c is not None:
@@ -43,16 +44,18 @@ def predict_cmd(args: argparse.Namespace) -> int:
     c = classifier.card
     meta = metadata_answers(args, c)
     results = []
+    lines = []
     for path, study, index, plane in studies:
-        p = classifier.predict(c.prepare(study, frame=index, plane=plane, metadata=meta))
+        model_input = c.prepare(study, frame=index, plane=plane, metadata=meta)
+        p = classifier.predict(model_input)
+        checked = domain.check(classifier, model_input)
         results.append({"path": path, "label": p.label, "probabilities": p.probabilities,
-                        "runtime": classifier.runtime})
-        outside = c.outside_domain(study)
+                        "runtime": classifier.runtime, "domain": checked.to_dict()})
+        outside = domain.warning(c, study, checked)
         if outside:
             results[-1]["warning"] = outside
-    text = "\n".join(
-        f"{r['path']}: {r['label']} ({r['probabilities'][r['label']]:.3f})"
-        + (f" (warning: {r['warning']})" if "warning" in r else "") for r in results
-    )
+        lines.append(f"{path}: {p.label} ({p.probabilities[p.label]:.3f})"
+                     + (f" (warning: {outside})" if outside else f" ({checked.sentence()})"))
+    text = "\n".join(lines)
     print_result(args, results, text)
     return 0

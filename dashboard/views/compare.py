@@ -118,11 +118,11 @@ def row():
 with side_by_side:
     for column, result in row():
         column.subheader(literal(result.id))
-    warnings = [r.card.outside_domain(study) for r in results]
-    if any(warnings):
-        for (column, _), warning in zip(row(), warnings, strict=True):
-            if warning:
-                column.warning(literal(warning), icon=":material/warning:")
+    for column, result in row():  # the domain check and the modality check, from core
+        if result.warning:
+            column.warning(literal(result.warning), icon=":material/warning:")
+        elif result.domain is not None:
+            column.caption(literal(result.domain.sentence()))
     for column, result in row():
         e = result.explanation
         if e is None:

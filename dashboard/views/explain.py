@@ -15,6 +15,7 @@ from core.explain import metrics as trust
 from core.explain.backend.graph import spatial_layers
 from core.explain.overlay import COLORMAPS, overlay
 from core.jobs import executor, explain_job, faithfulness_job, sanity_job
+from core.models import domain
 from core.models.samples import all_samples, samples
 from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
@@ -96,7 +97,9 @@ except (StudyError, models.ModelError) as error:
     show_error(error)
     st.stop()
 
-outside = card.outside_domain(study)
+# Within the model's domain? One more forward pass to its penultimate layer (core).
+checked = domain.check(classifier, model_input)
+outside = domain.warning(card, study, checked)
 if outside:
     st.warning(literal(outside), icon=":material/warning:")
 
@@ -191,6 +194,7 @@ with said:
     source_of = "softmax of its logits" if card.outputs == "logits" else "the model's own output"
     st.caption(f"Probability {prediction.probabilities[prediction.label]:.1%} ({source_of}) "
                f"· {literal(model_id)} on {classifier.device}")
+    st.caption(literal(checked.sentence()), help=domain.METHOD_WORDS)
     st.plotly_chart(charts.probabilities(prediction.probabilities, prediction.label),
                     width="stretch", config={"displayModeBar": False})
     st.caption("A model's output, not a diagnosis.")

@@ -47,7 +47,7 @@ def test_predict_json(exported):
     results = json.loads(run.stdout)
     assert [r["path"] for r in results] == paths
     for r in results:
-        assert set(r) == {"path", "label", "probabilities", "runtime"}
+        assert set(r) == {"path", "label", "probabilities", "runtime", "domain"}
         assert r["runtime"] == "keras"
         assert set(r["probabilities"]) == {"NORMAL", "PNEUMONIA"}
         assert sum(r["probabilities"].values()) == pytest.approx(1.0, abs=1e-5)
@@ -60,7 +60,8 @@ def test_explain_writes_map_and_overlay(exported, tmp_path):
                   str(path), "--out", str(tmp_path), "--json")
     assert run.returncode == 0 and run.stderr == ""
     result = json.loads(run.stdout)
-    assert set(result) == {"method", "label", "layer", "runtime", "seconds", "options"}
+    assert set(result) == {"method", "label", "layer", "runtime", "seconds", "options",
+                           "domain"}
     assert result["method"] == "gradcam++" and result["label"] == "meningioma"
     assert result["runtime"] == "keras" and result["options"] == {}
     assert result["layer"] == "xception/block14_sepconv2_act" and result["seconds"] > 0
