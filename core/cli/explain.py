@@ -1,5 +1,5 @@
 """`medlens explain`: one method's map for one image, written as .npy and as an overlay
-PNG, with deletion/insertion (--metrics) and the cascading-randomisation check
+PNG, with ROAD, deletion and insertion (--metrics) and the cascading-randomisation check
 (--sanity-check) on request. The work runs as jobs; on a terminal their progress shows
 on stderr."""
 
@@ -42,7 +42,8 @@ def arguments(explain: Parser) -> None:
                          help="run the model on this runtime (default: the card's; gradient "
                               "methods need keras)")
     explain.add_argument("--metrics", action="store_true",
-                         help="add deletion/insertion AUCs and their random baselines")
+                         help="add ROAD (MoRF, LeRF, combined) against random maps at the "
+                              "method's resolution with a verdict, and deletion/insertion AUCs")
     explain.add_argument("--sanity-check", action="store_true",
                          help="add the cascading model-randomisation check (Spearman)")
     add_image_options(explain)

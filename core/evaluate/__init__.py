@@ -4,7 +4,8 @@ matrix, one-vs-rest ROC curves and calibration, in numpy.
 - `sets`: labelled sets (built-in samples, folders, zips, uploads) and label matching;
 - `metrics`: the classification measures;
 - `run`: a model on a set (`evaluate`), several (`evaluate_models`), one image explained;
-- `text`: the terminal summary.
+- `text`: the terminal summary;
+- `trust`: which explanation method to believe for a model (ROAD per method over a set).
 
 Reading a set never imports TensorFlow: it is checked before a model is loaded.
 """
@@ -37,11 +38,14 @@ from core.evaluate.sets import (
     open_set,
 )
 from core.evaluate.text import summary
+from core.evaluate.trust import MethodTrust, Trust, trust
 
 __all__ = [
     "BATCH", "BINS", "MAX_IMAGES", "MAX_IMAGE_BYTES", "MAX_SET_BYTES", "ClassScores",
-    "Evaluation", "EvaluationError", "LabelledImage", "LabelledSet", "Reliability",
+    "Evaluation", "EvaluationError", "LabelledImage", "LabelledSet", "MethodTrust",
+    "Reliability", "Trust",
     "SET_LIMITS", "Scoreboard", "Skipped", "class_scores", "confusion_matrix", "evaluate",
     "evaluate_models", "explain_row", "from_files", "from_folder", "from_samples",
     "from_zip", "match_labels", "open_set", "reliability", "roc_auc", "roc_curve", "summary",
+    "trust",
 ]

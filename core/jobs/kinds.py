@@ -1,5 +1,5 @@
 """The kinds of long work, each a job builder (what the spec holds) and a runner (what
-the worker does): explain, faithfulness, sanity, compare, evaluate and predict.
+the worker does): explain, faithfulness, sanity, compare, evaluate, trust and predict.
 
 A builder takes what a page or the CLI has in hand (a loaded classifier, a prepared
 model input, a study, a labelled set) and returns a `Job`; its spec names everything the
@@ -14,6 +14,7 @@ from typing import Any
 
 from core.compare import compare
 from core.evaluate import LabelledSet, evaluate, evaluate_models
+from core.evaluate.trust import trust as trust_over_set
 from core.explain import explain_input
 from core.explain import metrics as trust
 from core.jobs.spec import Job
@@ -43,10 +44,15 @@ def _explain(job: Job, progress: Progress) -> Any:
 def faithfulness_job(classifier: Classifier, model_input: ModelInput, explained: Job,
                      explanation: Any, baseline: float,
                      settings: dict[str, Any] | None = None) -> Job:
-    """Deletion and insertion of the map that `explained` made (its key is in the spec:
-    another map is another job)."""
+    """ROAD, deletion and insertion of the map that `explained` made (its key is in the
+    spec: another map is another job), against random maps at the method's resolution
+    (the CAM layer's grid, RISE's cells, occlusion's patch positions, else smooth noise)."""
+    shape = tuple(explanation.input_map.shape[-2:])
+    grid = trust.layer_grid(classifier.keras_model, explanation.layer)
+    at = trust.resolution(explanation.method, grid, explanation.info.get("options"), shape)
     params = {"model": classifier.card.id, "map": explained.key, "target": explanation.target,
-              "baseline": baseline, "settings": dict(settings or {})}
+              "baseline": baseline, "resolution": at,
+              "settings": dict(sorted((settings or {}).items()))}
     return Job.make("faithfulness", params, model=classifier, input=model_input,
                     map=explanation.input_map)
 
@@ -55,7 +61,7 @@ def _faithfulness(job: Job, progress: Progress) -> Any:
     p = job.spec.params
     return trust.faithfulness(job.inputs["model"], job.inputs["input"].inputs,
                               job.inputs["map"], target=p["target"], baseline=p["baseline"],
-                              progress=progress, **p["settings"])
+                              resolution=p["resolution"], progress=progress, **p["settings"])
 
 
 def sanity_job(classifier: Classifier, model_input: ModelInput, method: str, target: int,
@@ -113,6 +119,21 @@ def _evaluate(job: Job, progress: Progress) -> Any:
     return evaluate_models(models, labelled, progress, p["metadata"], p["only_known_labels"])
 
 
+def trust_job(classifier: Classifier, labelled: LabelledSet, methods: Sequence[str],
+              seeds: int, percentiles: Sequence[int], limit: int | None = None) -> Job:
+    """ROAD of each method's maps over a labelled set (a `core.evaluate.trust.Trust`):
+    which method to believe for this model."""
+    params = {"model": classifier.card.id, "methods": list(methods), "seeds": int(seeds),
+              "percentiles": [int(p) for p in percentiles], "limit": limit}
+    return Job.make("trust", params, model=classifier, set=labelled)
+
+
+def _trust(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return trust_over_set(job.inputs["model"], job.inputs["set"], p["methods"], progress,
+                          p["seeds"], p["percentiles"], p["limit"])
+
+
 def predict_job(classifier: Classifier, model_inputs: Sequence[ModelInput],
                 names: Sequence[str]) -> Job:
     """A batch of prepared inputs through one model: a `Prediction` per input."""
@@ -131,5 +152,5 @@ def _predict(job: Job, progress: Progress) -> Any:
 
 RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
-    "compare": _compare, "evaluate": _evaluate, "predict": _predict,
+    "compare": _compare, "evaluate": _evaluate, "trust": _trust, "predict": _predict,
 }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 
 def probabilities_height(classes: int) -> int:
@@ -37,27 +38,54 @@ def probabilities(probabilities: dict[str, float], predicted: str,
     return figure
 
 
-def faithfulness(curves: dict) -> go.Figure:
-    """Deletion and insertion curves (Petsiuk et al. 2018) of each method's map, with the
-    random maps' curves dotted: a faithful map falls faster and rises faster."""
-    figure = go.Figure()
-    first = next(iter(curves.values()))
-    for part, dash in (("deletion", "solid"), ("insertion", "dash")):
-        for title, f in curves.items():
-            auc = getattr(f, f"{part}_auc")
+def faithfulness(curves: dict, columns: int = 3) -> go.Figure:
+    """ROAD curves (Rong et al. 2022) as small multiples, one plot per method: p(class)
+    with the most relevant pixels imputed (MoRF, solid: lower is better) and the least
+    relevant (LeRF, dashed: higher is better), each over the band its random maps span
+    across seeds (shaded). A method without ROAD shows its deletion and insertion."""
+    titles = [f"{title}: ROAD {f.road.map.combined:+.3f}" if f.road is not None else title
+              for title, f in curves.items()]
+    rows = -(-len(curves) // columns)
+    cols = min(columns, len(curves))
+    figure = make_subplots(rows=rows, cols=cols, subplot_titles=titles, shared_yaxes=True,
+                           horizontal_spacing=0.04, vertical_spacing=0.18 / max(rows, 1))
+    parts = {"morf": ("MoRF", "#E57373", "solid"), "lerf": ("LeRF", "#4FC3F7", "dash")}
+    for k, f in enumerate(curves.values()):
+        row, col = divmod(k, cols)
+        where = {"row": row + 1, "col": col + 1}
+        if f.road is None:
+            for part, dash in (("deletion", "solid"), ("insertion", "dash")):
+                figure.add_trace(go.Scatter(x=f.fractions, y=getattr(f, part), mode="lines",
+                                            line={"dash": dash}, name=part,
+                                            showlegend=False), **where)
+            continue
+        x = f.road.map.percentiles
+        for part, (name, colour, dash) in parts.items():
+            low, high = f.road.random_band(part)
+            # The band: its upper edge, then the lower edge filled up to it.
+            figure.add_trace(go.Scatter(x=x, y=high, mode="lines", line={"width": 0},
+                                        hoverinfo="skip", showlegend=False), **where)
             figure.add_trace(go.Scatter(
-                x=f.fractions, y=getattr(f, part), mode="lines", line={"dash": dash},
-                name=f"{title} {part} (AUC {auc:.3f})"))
-        figure.add_trace(go.Scatter(
-            x=first.fractions, y=getattr(first, f"random_{part}"), mode="lines",
-            line={"dash": "dot", "color": "#9E9E9E"},
-            name=f"random {part} (AUC {getattr(first, f'random_{part}_auc'):.3f})"))
-    figure.update_layout(
-        xaxis={"title": "fraction of pixels removed / inserted", "range": [0, 1]},
-        yaxis={"title": "probability of the class", "range": [0, 1.02]},
-        height=360, margin={"l": 10, "r": 10, "t": 10, "b": 40},
-    )
+                x=x, y=low, mode="lines", line={"width": 0}, fill="tonexty",
+                fillcolor=_transparent(colour), name=f"{name} of random maps (95% over seeds)",
+                legendgroup=f"random {part}", showlegend=k == 0, hoverinfo="skip"), **where)
+            figure.add_trace(go.Scatter(
+                x=x, y=getattr(f.road.map, part), mode="lines+markers",
+                line={"color": colour, "dash": dash}, name=f"{name} of the map",
+                legendgroup=part, showlegend=k == 0,
+                hovertemplate=f"{name}: %{{x}}% removed, p = %{{y:.3f}}<extra></extra>"),
+                **where)
+    figure.update_xaxes(title_text="% of pixels removed", range=[0, 100])
+    figure.update_yaxes(range=[0, 1.02])
+    figure.update_yaxes(title_text="probability of the class", col=1)
+    figure.update_layout(height=260 * rows + 60, margin={"l": 10, "r": 10, "t": 40, "b": 40},
+                         legend={"orientation": "h", "y": -0.15 if rows == 1 else -0.05})
     return figure
+
+
+def _transparent(colour: str, alpha: float = 0.2) -> str:
+    red, green, blue = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({red},{green},{blue},{alpha})"
 
 
 def sanity(layers: list[str], spearman: list[float], empty: list[bool],

@@ -1,14 +1,17 @@
 """Evaluate: one or more models on a labelled set. Accuracy, per-class scores, the
 confusion matrix (a cell shows its images with their Grad-CAM maps), ROC curves and
-calibration; several models side by side. The evaluation and each map are jobs
+calibration; several models side by side; which explanation method to believe for a
+model (ROAD per method over the set). The evaluation, the trust table and each map are jobs
 (core.jobs): the page shows their progress and never waits for them."""
 
 import streamlit as st
 
 from core import evaluate as ev
+from core.evaluate.trust import INTERACTIVE as TRUST_SETTINGS
 from core.explain import ExplainError
 from core.explain.overlay import COLORMAPS, overlay
-from core.jobs import evaluate_job, executor, explain_job
+from core.explain.registry import METHODS
+from core.jobs import evaluate_job, executor, explain_job, trust_job
 from core.models import ModelError
 from core.studies import StudyError
 from dashboard import state
@@ -20,6 +23,7 @@ DEFAULT_MODEL = "braintumor-xception"
 SAMPLES, ZIP, FOLDER = "Built-in samples", "Upload a .zip", "Upload a folder"
 MAX_SHOWN = 12  # images of one confusion-matrix cell shown at once
 EXPECTED = (ExplainError, ModelError, StudyError)  # a map that cannot be made: a note
+TRUST = "evaluate_trust_job"  # this session's trust job, kept across reruns
 
 st.title("Evaluate")
 st.caption("Research and teaching; not for diagnosis.")
@@ -86,6 +90,69 @@ if st.button("Evaluate", type="primary", icon=":material/fact_check:", disabled=
             state.start_evaluation(executor().submit(job))
     except (ev.EvaluationError, StudyError, ModelError) as error:
         show_error(error)  # the uploader keeps its files
+
+
+
+def trust_section() -> None:
+    """Which explanation method to believe for the first chosen model on this set: ROAD
+    per method (core.evaluate.trust), a job of its own beside the evaluation."""
+    with st.expander("Which explanation to believe (ROAD per method)"):
+        methods = st.multiselect("Methods", list(METHODS), default=["gradcam"],
+                                 format_func=lambda m: METHODS[m].title, key="trust_methods")
+        limit = st.number_input("Images (the first N of the set; 0: all)", min_value=0,
+                                value=0, step=1, key="trust_limit")
+        target = chosen[0] if chosen else None
+        if st.button("Measure the methods", icon=":material/rule:",
+                     disabled=not (chosen and methods), key="trust_start"):
+            try:
+                labelled = labelled_set()
+                if labelled is not None:
+                    classifier = session_models.classifier_for(target)
+                    job = trust_job(classifier, labelled, methods, TRUST_SETTINGS["seeds"],
+                                    TRUST_SETTINGS["percentiles"], int(limit) or None)
+                    state.forget_cancelled(job.key)
+                    st.session_state[TRUST] = job
+            except (ev.EvaluationError, StudyError, ModelError) as error:
+                show_error(error)
+        job = st.session_state.get(TRUST)
+        if job is None:
+            st.caption("ROAD (Rong et al. 2022) of each method's map of the predicted class "
+                       "on every image, against random maps at the method's own resolution "
+                       f"over {TRUST_SETTINGS['seeds']} seeds.")
+            return
+        found = jobs.show(jobs.submit(job), f"Measuring {', '.join(job.spec.params['methods'])}",
+                          (ev.EvaluationError,), key="trust")
+        if found is not None:
+            trust_table(found)
+
+
+def trust_table(found: ev.Trust) -> None:
+    st.markdown(f"**{literal(found.model)}** on {literal(found.set_name)}: "
+                f"{found.seeds} random maps per image, percentiles "
+                f"{', '.join(map(str, found.percentiles))}")
+    st.dataframe(found.table(), hide_index=True, width="stretch", column_config={
+        "method": "method", "n": st.column_config.NumberColumn("images"),
+        "road_combined": st.column_config.NumberColumn(
+            "ROAD combined", format="%+.3f",
+            help="Mean over the images of (LeRF - MoRF) / 2: higher is better, 0 is random"),
+        "road_low": st.column_config.NumberColumn("95% low", format="%+.3f",
+                                                  help="Bootstrap over the images"),
+        "road_high": st.column_config.NumberColumn("95% high", format="%+.3f"),
+        "better": st.column_config.NumberColumn("▲ better than random"),
+        "indistinguishable": st.column_config.NumberColumn("≈ not distinguishable"),
+        "worse": st.column_config.NumberColumn("▼ worse than random"),
+        "beats_inversion": st.column_config.NumberColumn(
+            "beats its inversion", help="Images where the map scores above 1 - map"),
+        "method_seconds": st.column_config.NumberColumn("map s", format="%.2f"),
+        "road_seconds": st.column_config.NumberColumn("ROAD s", format="%.2f"),
+        "road_multiple": st.column_config.NumberColumn("ROAD / map", format="%.1fx"),
+    })
+    for method, t in found.methods.items():
+        for error in t.errors[:3]:
+            st.caption(literal(f"{method} on {error.name}: {error.reason}"))
+
+
+trust_section()
 
 run = state.evaluation()
 if run is None:

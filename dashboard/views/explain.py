@@ -140,11 +140,13 @@ look = st.columns([1, 1, 2])
 opacity = look[0].slider("Opacity", 0.0, 1.0, 0.4, 0.05)
 colormap = look[1].selectbox("Colormap", list(COLORMAPS))
 with look[2]:
-    with_metrics = st.toggle("Deletion / insertion AUC beside each map", value=True,
-                             help="Petsiuk et al. 2018: how fast the class probability falls "
-                                  "as the most salient pixels are removed (lower is better) "
-                                  "and rises as they are inserted (higher is better), against "
-                                  "random maps.")
+    with_metrics = st.toggle("Faithfulness (ROAD) beside each map", value=True,
+                             help="ROAD (Rong et al. 2022): the class probability with the "
+                                  "most and the least relevant pixels imputed from their "
+                                  "neighbours; combined score (LeRF - MoRF) / 2, higher is "
+                                  "better. Against random maps at the method's own resolution "
+                                  "over 4 seeds: a verdict only where the difference holds. "
+                                  "Deletion and insertion AUCs (Petsiuk et al. 2018) follow.")
 
 # Each method's options, with their documented defaults, and what a run will cost.
 options: dict[str, dict] = {}
@@ -184,7 +186,7 @@ with st.expander("What the model saw"):
 
 # -- the answer: the study, its maps, the prediction -------------------------------------------
 
-curves = {}  # method title -> its deletion and insertion, for the curves below
+curves = {}  # method title -> its faithfulness (ROAD, deletion, insertion), for the curves
 with answer:
     pictures, said = st.columns([3, 1], gap="medium")
 with said:
@@ -236,7 +238,7 @@ with pictures, st.container(key="overlay"):
                     check = faithfulness_job(classifier_for(model_id, name), model_input, job,
                                              explanation, black(card.input_spec),
                                              trust.INTERACTIVE)
-                    scores = jobs.show(jobs.submit(check), "Deletion and insertion",
+                    scores = jobs.show(jobs.submit(check), "Faithfulness (ROAD)",
                                        EXPECTED, key=name)
                     if scores is not None:
                         st.caption(scores.summary)
@@ -247,8 +249,11 @@ if not chosen:
         st.info("Choose one or more methods above.", icon=":material/info:")
 
 if with_metrics and curves:
-    with st.expander("Deletion and insertion curves"):
+    with st.expander("ROAD curves against random maps"):
         st.plotly_chart(charts.faithfulness(curves), width="stretch")
+        st.caption("One plot per method. Random maps: noise on the CAM layer's grid for CAM "
+                   "methods, on RISE's cells and occlusion's patch positions, smoothed pixel "
+                   "noise otherwise; the band spans 95% of them over the seeds.")
 
 # -- the sanity check ---------------------------------------------------------------------------
 

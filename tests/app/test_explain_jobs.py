@@ -44,7 +44,7 @@ def test_a_look_change_while_rise_runs_keeps_its_job(brain_samples, submitted):
     next(s for s in at.selectbox if s.label == "Colormap").set_value("viridis").run()
     next(s for s in at.slider if s.label == "Opacity").set_value(0.7).run()
     at.multiselect[0].set_value(["rise", "gradcam"]).run()
-    next(t for t in at.toggle if t.label.startswith("Deletion / insertion")).set_value(
+    next(t for t in at.toggle if t.label.startswith("Faithfulness (ROAD)")).set_value(
         False).run()
     assert not at.exception
     again = [h for h in submitted[count:] if h.spec.params.get("method") == "rise"]

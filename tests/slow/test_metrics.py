@@ -272,3 +272,24 @@ def test_localisation_bad_requests(blob):
         localisation(blob, mask=np.zeros((150, 150), bool))
     with pytest.raises(ExplainError, match="threshold"):
         localisation(blob, box=(0, 0, 10, 10), threshold=0.0)
+
+
+# -- ROAD -----------------------------------------------------------------------------------
+
+def test_road_on_one_tumour_sample_with_cam_grid_random_maps(xception, glioma, glioma_gradcam):
+    from core.explain.metrics import layer_grid, resolution
+
+    grid = layer_grid(xception.keras_model, "xception/block14_sepconv2_act")
+    assert grid == (5, 5)
+    at = resolution("gradcam", grid)
+    f = faithfulness(xception, glioma, glioma_gradcam, steps=4, random_maps=1, seeds=4,
+                     percentiles=(10, 50, 90), resolution=at)
+    road = f.road
+    assert road.resolution == {"grid": [5, 5]}
+    assert len(road.random) == 4 and road.map.percentiles == [10, 50, 90]
+    assert all(0 <= p <= 1 for p in road.map.morf + road.map.lerf)
+    assert road.random_low <= road.random_mean <= road.random_high
+    assert f.verdict in ("better", "worse", "indistinguishable")
+    # The inversion's MoRF removes what the map's LeRF removes: mirrored scores.
+    assert road.inverted.combined == pytest.approx(-road.map.combined, abs=0.05)
+    assert road.words in f.summary and "✗" not in f.summary

@@ -1,4 +1,5 @@
-"""Evidence whether to trust a map: does it follow the model (`faithfulness`), does it
+"""Evidence whether to trust a map: does it follow the model (`faithfulness`, with ROAD
+as its headline in `road`), does it
 change when the model does (`sanity`), does it find the lesion (`localisation`), and
 how far two maps agree (`agreement`)."""
 
@@ -11,9 +12,24 @@ from core.explain.metrics.faithfulness import (
     faithfulness,
 )
 from core.explain.metrics.localisation import POINTING_TOLERANCE, Localisation, localisation
+from core.explain.metrics.road import (
+    PERCENTILES,
+    SEEDS,
+    VERDICTS,
+    Road,
+    RoadReport,
+    bootstrap_mean,
+    impute,
+    layer_grid,
+    resolution,
+    road_report,
+    verdict,
+)
 from core.explain.metrics.sanity import SanityCheck, sanity_check
 
 __all__ = [
+    "PERCENTILES", "SEEDS", "VERDICTS", "Road", "RoadReport", "bootstrap_mean", "impute",
+    "layer_grid", "resolution", "road_report", "verdict",
     "BLUR_KERNEL", "BLUR_SIGMA", "INTERACTIVE", "POINTING_TOLERANCE", "TOP_FRACTION",
     "Faithfulness", "Localisation", "SanityCheck", "agreement", "constant", "faithfulness",
     "localisation", "sanity_check", "spearman", "top_region",
