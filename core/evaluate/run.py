@@ -31,6 +31,7 @@ from core.evaluate.sets import (
 )
 from core.explain.api import explain_input
 from core.models import Classifier, ModelCard, ModelError
+from core.models.domain import DomainCheck, check_batch
 from core.models.outputs import predicted_class
 from core.progress import Progress, part, report
 from core.studies import StudyError, one_line
@@ -53,6 +54,7 @@ class Evaluation:
     seconds: float = 0.0
     labelled_set: LabelledSet | None = field(default=None, repr=False)
     metadata: dict[str, Any] | None = None  # the answers every image was given
+    domain: tuple[DomainCheck, ...] = ()  # each image's domain check, in row order
 
     @property
     def n(self) -> int:
@@ -151,7 +153,45 @@ class Evaluation:
             "ece": self.ece,
             "macro_f1": self.macro_f1,
             "skipped": [s.to_dict() for s in self.skipped],
+            "domain": self.domain_summary(),
         }
+
+    @property
+    def outside_domain(self) -> list[str]:
+        """The images the domain check flags (core.models.domain), by name."""
+        return [image.name for image, c in zip(self.images, self.domain, strict=True)
+                if c.in_domain is False]
+
+    def domain_summary(self) -> dict[str, Any]:
+        """How many images the domain check flags, which, and by what method; or why
+        it cannot be checked."""
+        if not self.domain:
+            return {"checked": 0, "outside": [], "method": None}
+        first = self.domain[0]
+        if first.in_domain is None:
+            return {"checked": 0, "outside": [], "method": first.method,
+                    "reason": first.reason}
+        return {"checked": len(self.domain), "outside": self.outside_domain,
+                "method": first.method, "threshold": first.threshold}
+
+    def domain_caption(self) -> str:
+        """The domain check in one quiet line, when it flags nothing."""
+        summary = self.domain_summary()
+        if summary.get("reason"):
+            return f"Domain not checked: {summary['reason']}."
+        return (f"Domain check: all {summary['checked']} images look like the images "
+                f"{self.model} was trained on ({summary['method']}).")
+
+    def domain_note(self) -> str | None:
+        """One line for the page when any image looks outside the model's domain."""
+        outside = self.outside_domain
+        if not outside:
+            return None
+        shown = ", ".join(outside[:5]) + (f" and {len(outside) - 5} more" if len(outside) > 5
+                                          else "")
+        return (f"{len(outside)} of {self.n} images look unlike the images {self.model} was "
+                f"trained on (domain check): {shown}. Its scores on them measure it outside "
+                "what it learnt.")
 
     def summary_row(self) -> dict[str, Any]:
         return {"model": self.model, "n": self.n, "accuracy": self.accuracy,
@@ -191,6 +231,7 @@ def evaluate(classifier: Classifier, labelled: LabelledSet, progress: Progress |
     true: list[int] = []
     rows: list[np.ndarray] = []
     pending: list[tuple[LabelledImage, Any]] = []
+    checks: list[DomainCheck] = []
     total = len(labelled.images)
 
     def flush() -> None:
@@ -202,6 +243,7 @@ def evaluate(classifier: Classifier, labelled: LabelledSet, progress: Progress |
         else:
             batch = [np.stack([m.array for m in inputs]), np.stack([m.metadata for m in inputs])]
         rows.append(classifier.probabilities(batch))
+        checks.extend(check_batch(classifier, batch))
         for image, _ in pending:
             kept_images.append(image)
             true.append(indices[image.label])
@@ -233,7 +275,7 @@ def evaluate(classifier: Classifier, labelled: LabelledSet, progress: Progress |
                       probabilities=np.concatenate(rows).astype(np.float64),
                       skipped=tuple(skipped), set_name=labelled.name,
                       seconds=time.perf_counter() - started, labelled_set=labelled,
-                      metadata=metadata)
+                      metadata=metadata, domain=tuple(checks))
 
 
 def explain_row(classifier: Classifier, evaluation: Evaluation, row: int,

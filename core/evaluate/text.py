@@ -31,5 +31,6 @@ def summary(evaluation: Evaluation) -> str:
     for label, row in zip(e.labels, e.confusion, strict=True):
         lines.append(f"{label:{width}}" + "".join(f"{int(v):>{width}}" for v in row))
     lines += [f"note: {note}" for note in e.notes]
+    lines.append(f"warning: {e.domain_note()}" if e.domain_note() else e.domain_caption())
     lines += [f"skipped {s.name}: {s.reason}" for s in e.skipped]
     return "\n".join(lines)

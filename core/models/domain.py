@@ -285,20 +285,26 @@ def unchecked(card: ModelCard, reason: str) -> DomainCheck:
 
 def check(classifier: Any, model_input: ModelInput) -> DomainCheck:
     """Whether `model_input` is within the domain of `classifier`'s own samples."""
+    return check_batch(classifier, model_input.batch)[0]
+
+
+def check_batch(classifier: Any, batch: np.ndarray | list[np.ndarray]) -> list[DomainCheck]:
+    """The check of every image of a prepared batch (an evaluation's), in one pass."""
     card = classifier.card
     found = calibration(card)
+    arrays = batch if isinstance(batch, list | tuple) else [batch]
     if isinstance(found, str):
-        return unchecked(card, found)
+        return [unchecked(card, found)] * len(arrays[0])
     keras_model = classifier.keras_model
     if keras_model is None or classifier.runtime != found.runtime:
         from core.models.classifier import load
 
         keras_model = load(card.id, found.runtime).keras_model
-    features, logits = features_and_logits(keras_model, model_input.batch)
-    score = float(found.score(features, logits)[0])
-    return DomainCheck(in_domain=score <= found.threshold, score=round(score, 4),
-                       threshold=round(found.threshold, 4), method=METHOD,
-                       population=population(card), samples=len(found.samples))
+    features, logits = features_and_logits(keras_model, batch)
+    return [DomainCheck(in_domain=bool(score <= found.threshold), score=round(float(score), 4),
+                        threshold=round(found.threshold, 4), method=METHOD,
+                        population=population(card), samples=len(found.samples))
+            for score in found.score(features, logits)]
 
 
 def warning(card: ModelCard, study: Study, result: DomainCheck | None) -> str | None:

@@ -233,6 +233,11 @@ def show(model_id: str, evaluation: ev.Evaluation) -> None:
         column.metric(title, "—" if value is None else f"{value:.3f}")
     for note in evaluation.notes:
         st.caption(literal(note))
+    outside = evaluation.domain_note()
+    if outside:
+        st.warning(literal(outside), icon=":material/warning:")
+    else:
+        st.caption(literal(evaluation.domain_caption()))
     if evaluation.skipped:
         with st.expander(f"{len(evaluation.skipped)} file(s) skipped"):
             st.markdown("\n".join(f"- {literal(s.name, code=True)}: {literal(s.reason)}"

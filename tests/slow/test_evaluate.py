@@ -25,7 +25,7 @@ BRAIN_LABELS = ["glioma", "meningioma", "notumor", "pituitary"]
 # braintumor-xception --samples`): two pituitary slices are called meningioma.
 XCEPTION_CONFUSION = [[6, 0, 0, 0], [0, 5, 0, 0], [0, 0, 3, 0], [0, 2, 0, 1]]
 JSON_KEYS = {"model", "n", "accuracy", "per_class", "confusion_matrix", "labels", "roc_auc",
-             "ece", "macro_f1", "skipped"}
+             "ece", "macro_f1", "skipped", "domain"}
 
 
 # -- metrics on hand-computed cases -----------------------------------------------------
@@ -147,6 +147,24 @@ def test_xception_on_its_samples(xception, glioma_input):
     assert e.probabilities[row] == pytest.approx(single, abs=1e-5)
     assert sum(e.calibration.count) == 17 and 0 <= e.ece <= 1
     assert e.cells()[0] == ("pituitary", "meningioma", 2)
+    # Against the stored calibration none of its own samples looks outside its domain.
+    assert e.domain_summary()["checked"] == 17 and e.outside_domain == []
+    assert e.domain_note() is None and "all 17 images" in e.domain_caption()
+
+
+def test_images_outside_the_models_domain_are_named(brain_samples, chest_samples, tmp_path):
+    from core import models
+
+    for label, items in (("NORMAL", brain_samples[:2]), ("PNEUMONIA", chest_samples[-2:])):
+        (tmp_path / label).mkdir()
+        for s in items:
+            shutil.copy(s.path, tmp_path / label / s.name)
+    e = ev.evaluate(models.load("pneumonia-xception"), ev.from_folder(tmp_path))
+    brains = sorted(f"NORMAL/{s.name}" for s in brain_samples[:2])
+    assert sorted(e.outside_domain) == brains
+    assert e.domain_note().startswith("2 of 4 images look unlike the images "
+                                      "pneumonia-xception was trained on")
+    assert e.to_dict()["domain"]["outside"] == e.outside_domain
 
 
 def test_models_compared_and_a_misfit_reported(xception):
