@@ -36,6 +36,8 @@ checked: `in_domain` is None with the reason, never a silent pass.
 from __future__ import annotations
 
 import json
+import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -284,8 +286,28 @@ def unchecked(card: ModelCard, reason: str) -> DomainCheck:
 
 
 def check(classifier: Any, model_input: ModelInput) -> DomainCheck:
-    """Whether `model_input` is within the domain of `classifier`'s own samples."""
-    return check_batch(classifier, model_input.batch)[0]
+    """Whether `model_input` is within the domain of `classifier`'s own samples. Kept
+    per model and input: a page asks again on every rerun (each widget it has)."""
+    found = calibration(classifier.card)
+    if isinstance(found, str):
+        return unchecked(classifier.card, found)
+    key = (getattr(classifier, "fingerprint", id(classifier)), model_input.fingerprint)
+    with _checked_lock:
+        if key in _checked:
+            _checked.move_to_end(key)
+            return _checked[key]
+    result = check_batch(classifier, model_input.batch)[0]
+    with _checked_lock:
+        _checked[key] = result
+        while len(_checked) > KEPT_CHECKS:
+            _checked.popitem(last=False)
+    return result
+
+
+# The answers kept (a few hundred bytes each): a class's worth of recent images.
+KEPT_CHECKS = 512
+_checked: OrderedDict[tuple, DomainCheck] = OrderedDict()
+_checked_lock = threading.Lock()
 
 
 def check_batch(classifier: Any, batch: np.ndarray | list[np.ndarray]) -> list[DomainCheck]:
