@@ -123,13 +123,51 @@ def expected_seconds(method: str, forward_seconds: float,
     """How long `method` should take where one forward pass takes `forward_seconds`: the
     time measured for it on this model (`fingerprint`) in this process if there is one,
     else the shipped multiple (Score-CAM over all channels, `max_channels=0`, has its own
-    measurement). `options` are those asked; missing ones count as the defaults."""
+    measurement), for a heavy method times the slowdown measured on the other heavy
+    methods already run on this model (`slowdown`). `options` are those asked; missing
+    ones count as the defaults."""
     options = options or {}
     measured = measured_seconds(fingerprint, method, _with_defaults(method, options))
     if measured is not None:
         return measured
+    shipped = _shipped(method, forward_seconds, options)
+    if shipped is None or (cost_multiple(_variant(method, options)) or 0) < HEAVY:
+        return shipped
+    return shipped * slowdown(fingerprint, forward_seconds)
+
+
+# Methods of at least this multiple run many batched passes (SmoothGrad, Integrated
+# Gradients, occlusion, RISE, Score-CAM): on a loaded machine they slow down together,
+# and far more than the short forward pass the first guess is scaled by (bench/
+# estimates.py on a 2-core CPU shared with two test runs: 2-5x the shipped multiple,
+# while the CAMs and saliency stayed within 1.2x of theirs).
+HEAVY = 10.0
+
+
+def slowdown(fingerprint: str | None, forward_seconds: float) -> float:
+    """How much slower than their shipped multiples the heavy methods measured on this
+    model ran here: the sum of their measured times over the sum of their first guesses
+    (so the longest runs weigh most); 1 before any has run."""
+    if fingerprint is None:
+        return 1.0
+    with _measured_lock:
+        runs = [(m, s, c) for (fp, m), (s, c) in _measured.items() if fp == str(fingerprint)]
+    took = guessed = 0.0
+    for method, seconds, count in runs:
+        name = "scorecam" if method == "scorecam (all channels)" else method
+        options = {"max_channels": 0} if method != name else (
+            {SCALES_WITH[name]: count} if count and name in SCALES_WITH else {})
+        guess = _shipped(name, forward_seconds, options)
+        if guess and (cost_multiple(method) or 0) >= HEAVY:
+            took, guessed = took + seconds, guessed + guess
+    return took / guessed if guessed > 0 else 1.0
+
+
+def _shipped(method: str, forward_seconds: float, options: dict[str, Any]) -> float | None:
+    """The first guess: the shipped multiple (scaled by the counting option) times the
+    forward pass."""
     if method == "scorecam" and options.get("max_channels") == 0:
-        return expected_seconds("scorecam (all channels)", forward_seconds)
+        return _shipped("scorecam (all channels)", forward_seconds, {})
     multiple = cost_multiple(method)
     count = SCALES_WITH.get(method)
     measured = costs().get("methods", {}).get(method, {}).get("options", {}).get(count)

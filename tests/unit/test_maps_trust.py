@@ -171,9 +171,13 @@ def test_a_run_that_traced_is_not_recorded_and_variants_are_apart(fresh_costs):
     assert not method_costs.is_measured("m", "gradcam")
     method_costs.record("m", "gradcam", 0.1, {})
     assert method_costs.expected_seconds("gradcam", 0.03, {}, "m") == 0.1
-    method_costs.record("m", "scorecam", 0.6, {"max_channels": 32, "batch": 32})
+    # Top-32 Score-CAM measured at twice its first guess: all channels (costed apart, never
+    # measured here) is its own first guess, times that slowdown.
+    top = method_costs.expected_seconds("scorecam", 0.03, {}, "m")
+    method_costs.record("m", "scorecam", 2 * top, {"max_channels": 32, "batch": 32})
     every = method_costs.expected_seconds("scorecam", 0.03, {"max_channels": 0}, "m")
-    assert every == pytest.approx(method_costs.cost_multiple("scorecam (all channels)") * 0.03)
+    assert every == pytest.approx(
+        2 * method_costs.cost_multiple("scorecam (all channels)") * 0.03)
 
 
 def test_explain_input_records_its_time(fresh_costs, one_shape):
@@ -234,3 +238,17 @@ def test_the_sanity_job_shows_progress_lines_on_a_terminal(one_shape, monkeypatc
     assert any(line.startswith("explain: gradcam 33% (Sanity check: map 2 of 3")
                for line in lines), lines
     assert visible(written) == "" and "\n" not in written
+
+
+def test_heavy_first_guesses_follow_the_slowdown_measured_on_other_heavy_methods(
+        fresh_costs):
+    forward = 0.05
+    rise = method_costs.expected_seconds("rise", forward, {}, "m")
+    gradcam = method_costs.expected_seconds("gradcam", forward, {}, "m")
+    # Integrated Gradients ran 3x slower than its first guess on this model.
+    guess = method_costs.expected_seconds("integrated-gradients", forward, {}, "m")
+    method_costs.record("m", "integrated-gradients", 3 * guess, {"steps": 128})
+    assert method_costs.slowdown("m", forward) == pytest.approx(3.0)
+    assert method_costs.expected_seconds("rise", forward, {}, "m") == pytest.approx(3 * rise)
+    assert method_costs.expected_seconds("gradcam", forward, {}, "m") == gradcam  # light
+    assert method_costs.expected_seconds("rise", forward, {}, "other") == rise

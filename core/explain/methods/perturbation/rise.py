@@ -9,8 +9,12 @@ The reference implementation (github.com/eclique/RISE, explanations.py) returns 
 uncentred sum of Eq. 6 and shows it with matplotlib's `imshow`, which scales each map
 from its own minimum to its maximum. MedLens normalises every map by its maximum only
 (core.explain.maps.normalise), so the uncentred sum, which is about the mean score
-E[f] everywhere plus a small contrast, showed as one colour (measured on
-braintumor-xception, Te-me_0016: see bench/rise_range.py). The mean score of the
+E[f] everywhere plus a small contrast, showed as one colour. Measured with
+bench/rise_range.py on braintumor-xception (500 masks, 8 cells, keep 0.5), before and
+after centring: Te-me_0016 (E[f] = 0.90) 1st..99th percentile 0.86..0.99 -> 0.00..0.93,
+deletion AUC 0.947 -> 0.683 (random maps 0.167), insertion 0.656 -> 0.994 (random
+0.700); Te-gl_0010 (E[f] = 0.33) 0.72..0.99 -> 0.00..0.92, deletion 0.074 -> 0.101
+(random 0.096), insertion 0.949 -> 0.944 (random 0.569). The mean score of the
 masked images is subtracted first, which makes Eq. 6 the
 covariance cov(f(I o M), M(lambda)) / E[M]: positive where keeping a pixel raises the
 score, negative where it lowers it. It also removes the unevenness of the sum of the
