@@ -77,15 +77,22 @@ def _count(method: str, options: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
+# Tracing took at most 8 s here: a traced run of 3 x 8 s or more overstates the runs
+# after it by at most 1.5x (24 / (24 - 8)), so it is kept.
+TRACING_SECONDS = 8.0
+TRACED_KEPT_FROM = 3 * TRACING_SECONDS
+
+
 def record(fingerprint: str, method: str, seconds: float,
            options: dict[str, Any] | None = None, traced: bool = False) -> None:
     """A finished run of `method` (with all its `options`, defaults included) on the model
     with this fingerprint took `seconds`: later estimates for it use this. A run that
-    `traced` TensorFlow functions is not kept: tracing is paid once per model and
-    function (measured by bench/estimates.py: Grad-CAM 5.1 s cold, 0.10 s warm), so it
-    would overstate every later run; until a run without tracing, the shipped multiple
-    stays the estimate."""
-    if not seconds > 0 or traced:
+    `traced` TensorFlow functions is kept only when it is long enough for the tracing
+    not to matter: tracing is paid once per model and function, 2-8 s here (measured by
+    bench/estimates.py: Grad-CAM 2.3-5.1 s cold, 0.10 s warm; Score-CAM 13.8 s cold, 6.0
+    s warm), so a shorter traced run would overstate every later one; until a run
+    without tracing, the first guess stays the estimate."""
+    if not seconds > 0 or (traced and seconds < TRACED_KEPT_FROM):
         return
     options = options or {}
     key = (str(fingerprint), _variant(method, options))

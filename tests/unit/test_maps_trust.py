@@ -178,6 +178,9 @@ def test_a_run_that_traced_is_not_recorded_and_variants_are_apart(fresh_costs):
     every = method_costs.expected_seconds("scorecam", 0.03, {"max_channels": 0}, "m")
     assert every == pytest.approx(
         2 * method_costs.cost_multiple("scorecam (all channels)") * 0.03)
+    # A long traced run is kept: its tracing is a small part of it.
+    method_costs.record("m", "rise", method_costs.TRACED_KEPT_FROM + 1, {}, traced=True)
+    assert method_costs.is_measured("m", "rise")
 
 
 def test_explain_input_records_its_time(fresh_costs, one_shape):
