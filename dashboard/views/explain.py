@@ -109,21 +109,23 @@ def expected_seconds(name: str, values: dict | None = None) -> float | None:
                                          values, runner.fingerprint)
 
 
-def with_cost(name: str) -> str:
-    expected = expected_seconds(name)
+def with_cost(name: str, values: dict | None = None) -> str:
+    expected = expected_seconds(name, values)
     if expected is None:
         return METHODS[name].title
-    measured = method_costs.is_measured(classifier_for(model_id, name).fingerprint, name)
-    return METHODS[name].title + f" (~{expected:.1f} s{', measured' if measured else ''})"
+    measured = method_costs.is_measured(classifier_for(model_id, name).fingerprint, name,
+                                        values)
+    return METHODS[name].title + f" about {expected:.1f} s{' (measured here)' if measured else ''}"
 
 
 controls = st.columns([2.6, 1.1, 2.3])
-# Worked out here, in the page's run: the picker's format_func may run elsewhere.
-costed = {name: with_cost(name) for name in METHODS}
+# The picker's labels are the titles only: an estimate in them would change once a method
+# has run (calibrated), and changed option labels reset the picker. The estimates go in
+# the caption under it, and in the parameters expander.
 chosen = controls[0].multiselect(
-    "Methods", list(METHODS), default=["gradcam"], format_func=costed.get,
-    help="Several methods are shown side by side on the same image; each with the time "
-         "it is expected to take here, at its default options.")
+    "Methods", list(METHODS), default=["gradcam"], format_func=lambda n: METHODS[n].title,
+    help="Several methods are shown side by side on the same image; the time each is "
+         "expected to take here is under the picker.")
 target = controls[1].selectbox("Class to explain", card.labels,
                                index=card.labels.index(prediction.label))
 # Gradient and CAM methods run on the Keras model, or on the Keras port of an ONNX one.
@@ -179,6 +181,10 @@ with st.expander("Parameters and expected cost", expanded=False):
                f"the time each method took here on this model. Baselines "
                f"(Integrated Gradients, occlusion, RISE, deletion) are black: "
                f"{black(card.input_spec):g} in the model's input units.")
+
+if chosen:  # under the picker: each chosen method's expected time at its options
+    controls[0].caption("Expected here: " + " · ".join(
+        with_cost(name, options.get(name)) for name in chosen))
 
 with st.expander("What the model saw"):
     st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input",
