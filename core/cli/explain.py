@@ -92,7 +92,11 @@ def explain_cmd(args: argparse.Namespace) -> int:
                "runtime": classifier.runtime, "seconds": round(result.seconds, 4),
                "domain": check_domain(classifier, model_input).to_dict(),
                **{k: v for k, v in result.info.items()
-                  if k not in ("method", "layer", "target")}}
+                  if k not in ("method", "layer", "target")},
+               # Whether the map shows anything (core.explain.maps.FLAT_RANGE), and where
+               # it equals another method's by construction.
+               "flat": result.flat, "dynamic_range": round(result.dynamic_range, 4),
+               "equal_by_construction": result.equal_by_construction}
     if args.metrics:
         payload["metrics"] = run_job(
             faithfulness_job(classifier, model_input, explained, result, black(c.input_spec)),

@@ -9,11 +9,13 @@ from typing import Any
 
 import numpy as np
 
+from core.explain import costs
 from core.explain.backend.graph import resolve_layer
 from core.explain.backend.scores import ScoreModel, as_score_model
 from core.explain.errors import ExplainError
-from core.explain.maps import normalise, resize_maps
+from core.explain.maps import FLAT_RANGE, dynamic_range, normalise, resize_maps
 from core.explain.method import Attribution
+from core.explain.methods.cam.base import equal_by_construction
 from core.explain.registry import find_method
 from core.explain.targets import as_indices
 from core.models import Classifier, card, load
@@ -78,6 +80,36 @@ class Explanation:
         """True where nothing speaks for the class (e.g. ReLU left the whole map zero)."""
         return not bool(self.map.max() > 0)
 
+    @property
+    def dynamic_range(self) -> float:
+        """The fraction of [0, peak] the map spans (core.explain.maps.dynamic_range)."""
+        return dynamic_range(self.map)
+
+    @property
+    def flat(self) -> bool:
+        """True where the map is too uniform to show anything: not empty, but 99% of it
+        within FLAT_RANGE (a quarter) of its peak, so the overlay is one colour."""
+        return not self.empty and self.dynamic_range < FLAT_RANGE
+
+    @property
+    def equal_by_construction(self) -> str | None:
+        """A sentence where this map equals another method's by construction at this
+        layer (HiRes-CAM = Grad-CAM, Layer-CAM = Grad-CAM++ after global average
+        pooling), else None."""
+        return equal_by_construction(self.method, self.info)
+
+    @property
+    def caption(self) -> str | None:
+        """What the page says under the map about its shape, or None."""
+        notes = []
+        if self.flat:
+            notes.append(f"Flat map: 99% of it lies within {FLAT_RANGE:.0%} of its peak "
+                         f"(dynamic range {self.dynamic_range:.2f}), so the overlay shows "
+                         "one colour and no region stands out.")
+        if self.equal_by_construction:
+            notes.append(self.equal_by_construction)
+        return " ".join(notes) or None
+
 
 def black(spec) -> float:
     """Black (0 in the 8-bit picture) in the model's input units: the natural baseline
@@ -104,15 +136,29 @@ def explain_input(classifier, model_input, method: str = "gradcam",
         options.setdefault("baseline", black(c.input_spec))
     x = model_input.batch
     index = None if target is None else [c.labels.index(target)]
+    traced_before = _traced(classifier)
     start = time.perf_counter()
     result = attribute(classifier, x, method, index, layer, progress, **options)
     seconds = time.perf_counter() - start
+    fingerprint = getattr(classifier, "fingerprint", None)
+    if fingerprint is not None:  # what the next estimate for this method will say
+        costs.record(fingerprint, method, seconds, result.info.get("options"),
+                     traced=_traced(classifier) > traced_before)
     rows, cols = model_input.source_shape
     study_map = normalise(resize_maps(result.maps, rows, cols))[0]
     index = result.info["target"][0]
     return Explanation(method=method, label=c.labels[index], layer=result.info["layer"],
                        map=study_map, seconds=seconds, target=index,
                        input_map=result.maps[0], info=result.info)
+
+
+def _traced(classifier) -> int:
+    """How many tf.functions have been traced for the classifier's Keras model (kept on
+    the model by core.models.runtime.keras.compiled): a run that adds one was cold."""
+    from core.models.runtime.keras import _COMPILED
+
+    model = getattr(classifier, "keras_model", None)
+    return len(getattr(model, "__dict__", {}).get(_COMPILED, {}) or {})
 
 
 def explainable(model, method: str, runtime: str | None = None):
@@ -131,3 +177,17 @@ def explainable(model, method: str, runtime: str | None = None):
         runtime = "keras"
     return load(c.id, runtime)
 
+
+
+def estimate_seconds(classifier, model_input, method: str,
+                     options: dict[str, Any] | None = None) -> float | None:
+    """How long `method` should take on `classifier` (a loaded Classifier) for this input,
+    on the model it would run on (`explainable`): its last time there in this process,
+    else the shipped multiple times a forward pass (core.explain.costs). None where the
+    method has no cost or cannot run on the model."""
+    try:
+        runner = explainable(classifier, method)
+    except ExplainError:
+        return None
+    forward = runner.forward_seconds(model_input.batch)
+    return costs.expected_seconds(method, forward, options, runner.fingerprint)

@@ -6,7 +6,8 @@ the models' columns stay level."""
 import streamlit as st
 
 from core.compare import MAX_MODELS, shared_labels
-from core.explain import METHOD_TITLES, METHODS
+from core.explain import METHOD_TITLES, METHODS, ExplainError
+from core.explain.api import estimate_seconds
 from core.explain.overlay import COLORMAPS, overlay
 from core.jobs import compare_job
 from core.models import ModelError
@@ -89,6 +90,14 @@ except (StudyError, ModelError) as error:
 # Only the models with a metadata input take the answers (the skin model; uploads have one
 # input), so one set of answers serves the comparison.
 answers = next(iter(metadata.values()), None)
+try:  # the expected time, beside the method picker: the sum over the models
+    expected = [estimate_seconds(c, c.card.prepare(study, frame=frame, plane=plane, metadata=(
+        answers if c.card.metadata is not None else None)), method) for c in classifiers]
+except (StudyError, ModelError, ExplainError):
+    expected = [None]
+if all(e is not None for e in expected):
+    st.sidebar.caption(f"{METHOD_TITLES[method]} on {len(expected)} models: about "
+                       f"{sum(expected):.1f} s here (measured once each has run).")
 # The comparison depends on these only: the overlay's opacity and colormap do not.
 job = compare_job(classifiers, study, method, target, frame, plane, answers)
 comparison = jobs.show(jobs.submit(job), f"Comparing {len(chosen)} models")

@@ -105,23 +105,30 @@ if outside:
 
 
 def expected_seconds(name: str, values: dict | None = None) -> float | None:
-    # The method's measured multiple times a forward pass of the model it will run on.
-    forward = classifier_for(model_id, name).forward_seconds(model_input.batch)
-    return method_costs.expected_seconds(name, forward, values)
+    # Its last time on this model in this server once it has run (scaled by its counting
+    # option), else its shipped multiple times a forward pass of the model it runs on.
+    runner = classifier_for(model_id, name)
+    return method_costs.expected_seconds(name, runner.forward_seconds(model_input.batch),
+                                         values, runner.fingerprint)
 
 
-def with_cost(name: str) -> str:
-    expected = expected_seconds(name)
-    return METHODS[name].title + (f" (~{expected:.1f} s)" if expected is not None else "")
+def with_cost(name: str, values: dict | None = None) -> str:
+    expected = expected_seconds(name, values)
+    if expected is None:
+        return METHODS[name].title
+    measured = method_costs.is_measured(classifier_for(model_id, name).fingerprint, name,
+                                        values)
+    return METHODS[name].title + f" about {expected:.1f} s{' (measured here)' if measured else ''}"
 
 
 controls = st.columns([2.6, 1.1, 2.3])
-# Worked out here, in the page's run: the picker's format_func may run elsewhere.
-costed = {name: with_cost(name) for name in METHODS}
+# The picker's labels are the titles only: an estimate in them would change once a method
+# has run (calibrated), and changed option labels reset the picker. The estimates go in
+# the caption under it, and in the parameters expander.
 chosen = controls[0].multiselect(
-    "Methods", list(METHODS), default=["gradcam"], format_func=costed.get,
-    help="Several methods are shown side by side on the same image; each with the time "
-         "it is expected to take here, at its default options.")
+    "Methods", list(METHODS), default=["gradcam"], format_func=lambda n: METHODS[n].title,
+    help="Several methods are shown side by side on the same image; the time each is "
+         "expected to take here is under the picker.")
 target = controls[1].selectbox("Class to explain", card.labels,
                                index=card.labels.index(prediction.label))
 # Gradient and CAM methods run on the Keras model, or on the Keras port of an ONNX one.
@@ -175,9 +182,14 @@ with st.expander("Parameters and expected cost", expanded=False):
         heading.markdown(f"**{m.title}** ([paper]({m.paper})){cost}")
     forward = classifier.forward_seconds(model_input.batch)
     st.caption(f"One forward pass of {literal(model_id)}: {forward * 1000:.0f} ms here; costs are "
-               f"estimates from multiples measured by bench/explain_speed.py. Baselines "
+               f"first guesses from multiples measured by bench/explain_speed.py, then "
+               f"the time each method took here on this model. Baselines "
                f"(Integrated Gradients, occlusion, RISE, deletion) are black: "
                f"{black(card.input_spec):g} in the model's input units.")
+
+if chosen:  # under the picker: each chosen method's expected time at its options
+    controls[0].caption("Expected here: " + " · ".join(
+        with_cost(name, options.get(name)) for name in chosen))
 
 with st.expander("What the model saw"):
     st.image(model_input.seen, caption=f"{card.input_shape[1]}x{card.input_shape[0]} input",
@@ -231,6 +243,8 @@ with pictures, st.container(key="overlay"):
                 extra = explanation.info.get("completeness_error")
                 completeness = (f" · completeness error {extra[0]:.1%}" if extra else "")
                 st.caption(f"{where}{explanation.seconds * 1000:.0f} ms{completeness}")
+                if explanation.caption:  # flat, or equal to another method by construction
+                    st.caption(literal(explanation.caption))
                 if explanation.empty:
                     st.info(f"Nothing speaks for '{literal(explanation.label)}' here: the map is "
                             "empty.", icon=":material/info:")
@@ -288,12 +302,14 @@ else:
     if check is not None:
         st.plotly_chart(charts.sanity(check.layers, check.spearman, check.empty,
                                       METHODS[check_method].title), width="stretch")
-        st.caption(literal(check.summary))  # it names layers: a model's own words
+        verdict = {True: st.success, False: st.warning}.get(check.passed, st.info)
+        verdict(literal(check.summary))  # it names layers: a model's own words
+        st.caption(f"Rule: {literal(trust.sanity.RULE)}.")
         tiles = [(check.original, "original model")] + [
             (m, f"random down to {literal(name)}: "
-                + ("empty map" if empty else f"ρ = {rho:.2f}"))
-            for m, name, rho, empty in zip(check.maps, check.layers, check.spearman,
-                                           check.empty, strict=True)]
+                + ("empty map" if empty else "flat map" if flat else f"ρ = {rho:.2f}"))
+            for m, name, rho, empty, flat in zip(check.maps, check.layers, check.spearman,
+                                                 check.empty, check.flat, strict=True)]
         # One row of columns per five tiles, so every row starts level (one set of five
         # columns let the captions' line counts stagger the pictures).
         with st.container(key="sanity_grid"):

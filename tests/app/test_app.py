@@ -92,8 +92,12 @@ def test_layer_picker_and_sanity_check(brain_samples):
     randomised = [c for c in captions(at) if c.startswith("random down to")]
     assert len(randomised) == 3 and randomised[-1].startswith("random down to xception/block1")
     assert len(at.get("plotly_chart")) >= 2  # probabilities, and the correlation curve
-    assert any(c.value.startswith("After randomising down to xception/block1")
-               for c in at.caption)
+    # The verdict by its stated rule: Guided Backprop keeps the image (Adebayo et al.).
+    verdicts = [e.value for e in (*at.success, *at.warning, *at.info)
+                if e.value.startswith(("Pass", "Fail", "Inconclusive"))]
+    assert len(verdicts) == 1
+    assert verdicts[0].replace("\\", "").startswith("Fail: after randomising down to")
+    assert any(c.value.startswith("Rule: pass when the Spearman") for c in at.caption)
 
 
 def test_dicom_upload_is_explained(ct_small):

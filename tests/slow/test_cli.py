@@ -86,6 +86,9 @@ def test_explain_metrics_and_sanity_check(exported, tmp_path):
     assert len(sanity["layers"]) == len(sanity["spearman"]) > 10
     assert sanity["layers"][0] == "dense_1"  # from the top down
     assert all(-1 <= r <= 1 for r in sanity["spearman"])
+    assert sanity["verdict"].split(":")[0] in ("pass", "fail", "inconclusive")
+    assert sanity["rule"].startswith("pass when") and len(sanity["flat"]) == len(sanity["layers"])
+    assert isinstance(result["flat"], bool) and 0 <= result["dynamic_range"] <= 1
 
 
 @pytest.mark.parametrize("method", ["scorecam", "integrated-gradients", "occlusion", "rise"])

@@ -182,9 +182,13 @@ def test_gradcam_fails_to_survive_randomisation(xception, glioma):
     assert np.abs(check.maps[0] - check.original).max() > 0.5
     assert check.empty == [True, True, True]
     assert max(abs(r) for r in check.spearman) < 0.1
-    assert check.to_dict() == {"layers": check.layers, "spearman": check.spearman}
-    assert check.summary.endswith("3 of 3 randomised maps are empty: nothing spoke for "
-                                  "the class any more, and their ρ is shown as 0.")
+    out = check.to_dict()
+    assert (out["layers"], out["spearman"]) == (check.layers, check.spearman)
+    # Empty maps have no order: no verdict is read from their rho.
+    assert out["verdict"] == check.verdict == "inconclusive: the randomised maps are empty"
+    assert out["decided_at"] == "xception/block10_sepconv3" and out["rule"]
+    assert check.summary.endswith("Of 3 randomised maps, 0 are flat and 3 empty: their ρ "
+                                  "is not a measure of change.")
     assert seen[0][0] == 0.0 and seen[-1][0] == 1.0 and "block1_conv1" in seen[-1][1]
     # The user's model is untouched.
     assert all(np.array_equal(a, b) for a, b in zip(weights, model.get_weights(), strict=True))
@@ -197,7 +201,10 @@ def test_guided_backprop_survives_randomising_the_top_half(xception, glioma):
     # Measured: rho = 0.971 with the top 21 layers random, 0.183 with all 42.
     assert check.spearman[0] > 0.9
     assert check.spearman[1] < 0.5
-    assert check.summary.startswith("After randomising down to xception/block1_conv1: ρ = ")
+    # Read where the head and block14 are random (the first group): it fails.
+    assert check.verdict == "fail" and check.passed is False
+    assert check.summary.startswith("Fail: after randomising down to "
+                                    "xception/block8_sepconv2, ρ = 0.9")
     assert "empty" not in check.summary
     assert check.maps[0].shape == (150, 150)
 
