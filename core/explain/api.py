@@ -155,10 +155,9 @@ def explain_input(classifier, model_input, method: str = "gradcam",
 def _traced(classifier) -> int:
     """How many tf.functions have been traced for the classifier's Keras model (kept on
     the model by core.models.runtime.keras.compiled): a run that adds one was cold."""
-    from core.models.runtime.keras import _COMPILED
+    from core.models.runtime.keras import traced_count
 
-    model = getattr(classifier, "keras_model", None)
-    return len(getattr(model, "__dict__", {}).get(_COMPILED, {}) or {})
+    return traced_count(getattr(classifier, "keras_model", None))
 
 
 def explainable(model, method: str, runtime: str | None = None):
@@ -176,7 +175,6 @@ def explainable(model, method: str, runtime: str | None = None):
     if runtime is None and find_method(method).gradients and "keras" in c.runtimes:
         runtime = "keras"
     return load(c.id, runtime)
-
 
 
 def estimate_seconds(classifier, model_input, method: str,

@@ -84,6 +84,12 @@ def compiled(model: Any, key: Any, build: Callable[[], Any],
         return functions[key]
 
 
+def traced_count(model: Any) -> int:
+    """How many functions `compiled` has traced for `model` so far (0 for None or a model
+    that has none): a run that adds one paid for tracing."""
+    return len(getattr(model, "__dict__", {}).get(_COMPILED) or {})
+
+
 def input_specs(model) -> list[tuple[tuple, Any]]:
     """(shape without the batch axis, dtype) of each input, in the model's order."""
     return [(tuple(t.shape[1:]), t.dtype) for t in graph(model).inputs]
