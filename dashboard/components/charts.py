@@ -89,15 +89,19 @@ def _transparent(colour: str, alpha: float = 0.2) -> str:
 
 
 def sanity(layers: list[str], spearman: list[float], empty: list[bool],
-           title: str) -> go.Figure:
-    """Rank correlation with the original map as layers are randomised from the top; an
-    empty map (ρ set to 0) is drawn as an open grey marker, not as a measured 0."""
-    notes = [f"{layer}{' (empty map)' if e else ''}" for layer, e in zip(layers, empty,
-                                                                          strict=True)]
+           title: str, flat: list[bool] | None = None) -> go.Figure:
+    """Rank correlation with the original map as layers are randomised from the top. An
+    empty map (ρ set to 0) and a flat one (near-uniform: its ρ ranks noise) are drawn as
+    open grey markers, not as measured values."""
+    flat = flat or [False] * len(layers)
+    unread = [e or f for e, f in zip(empty, flat, strict=True)]
+    notes = [f"{layer}{' (empty map)' if e else ' (flat map)' if f else ''}"
+             for layer, e, f in zip(layers, empty, flat, strict=True)]
     figure = go.Figure(go.Scatter(
         x=list(range(1, len(layers) + 1)), y=spearman, mode="lines+markers",
-        marker={"symbol": ["circle-open" if e else "circle" for e in empty],
-                "color": ["#9E9E9E" if e else "#4FC3F7" for e in empty], "size": 9},
+        marker={"symbol": ["circle-open" if u else "circle" for u in unread],
+                "color": ["#9E9E9E" if u else "#4FC3F7" for u in unread], "size": 9},
+        line={"color": "#9E9E9E" if all(unread) else "#4FC3F7"},
         text=notes, hovertemplate="randomised down to %{text}<br>ρ = %{y:.3f}<extra></extra>",
         name=title))
     figure.add_hline(y=0, line={"color": "#9E9E9E", "dash": "dot"})

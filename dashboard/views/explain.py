@@ -301,7 +301,8 @@ else:
                           key="sanity")
     if check is not None:
         st.plotly_chart(charts.sanity(check.layers, check.spearman, check.empty,
-                                      METHODS[check_method].title), width="stretch")
+                                      METHODS[check_method].title, check.flat),
+                        width="stretch")
         verdict = {True: st.success, False: st.warning}.get(check.passed, st.info)
         verdict(literal(check.summary))  # it names layers: a model's own words
         st.caption(f"Rule: {literal(trust.sanity.RULE)}.")
