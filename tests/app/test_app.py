@@ -65,8 +65,8 @@ def test_methods_side_by_side_with_their_aucs(brain_samples):
     assert not at.exception and not at.error
     for title in ("Grad-CAM", "Saliency", "Occlusion"):
         assert f"{title} for 'glioma' on Te-gl_0010.jpg" in captions(at)
-    aucs = [c.value for c in at.caption if c.value.startswith("Deletion AUC")]
-    assert len(aucs) == 3 and all("random" in a for a in aucs)
+    scores = [c.value for c in at.caption if c.value.startswith("ROAD")]
+    assert len(scores) == 3 and all("random" in s and "Deletion AUC" in s for s in scores)
     # Each chosen method shows its options with their defaults, and an expected cost.
     assert at.number_input(key="option_occlusion_patch").value == 0.125
     assert any(m.value.startswith("**Occlusion**") and "about" in m.value

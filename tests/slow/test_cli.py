@@ -61,7 +61,8 @@ def test_explain_writes_map_and_overlay(exported, tmp_path):
     assert run.returncode == 0 and run.stderr == ""
     result = json.loads(run.stdout)
     assert set(result) == {"method", "label", "layer", "runtime", "seconds", "options",
-                           "domain"}
+                           "domain", "flat", "dynamic_range", "equal_by_construction",
+                           "uniform_gradients"}
     assert result["method"] == "gradcam++" and result["label"] == "meningioma"
     assert result["runtime"] == "keras" and result["options"] == {}
     assert result["layer"] == "xception/block14_sepconv2_act" and result["seconds"] > 0
@@ -79,9 +80,16 @@ def test_explain_metrics_and_sanity_check(exported, tmp_path):
                   str(path), "--out", str(tmp_path), "--metrics", "--sanity-check", "--json")
     assert run.returncode == 0 and run.stderr == ""
     result = json.loads(run.stdout)
-    assert set(result["metrics"]) == {"deletion_auc", "insertion_auc", "random_deletion_auc",
-                                      "random_insertion_auc"}
-    assert all(0 <= v <= 1 for v in result["metrics"].values())
+    metrics = result["metrics"]
+    petsiuk = {"deletion_auc", "insertion_auc", "random_deletion_auc", "random_insertion_auc"}
+    assert set(metrics) == petsiuk | {"road", "random", "inverted", "verdict"}
+    assert all(0 <= metrics[k] <= 1 for k in petsiuk)  # the four keys keep their meaning
+    assert set(metrics["road"]) >= {"morf", "lerf", "combined"}
+    assert metrics["random"]["low"] <= metrics["random"]["mean"] <= metrics["random"]["high"]
+    assert metrics["random"]["resolution"] == {"grid": [5, 5]}  # block14's grid
+    assert metrics["verdict"] in ("better", "worse", "indistinguishable")
+    assert metrics["inverted"]["road"]["combined"] == pytest.approx(
+        -metrics["road"]["combined"], abs=0.05)
     sanity = result["sanity"]
     assert len(sanity["layers"]) == len(sanity["spearman"]) > 10
     assert sanity["layers"][0] == "dense_1"  # from the top down

@@ -291,7 +291,7 @@ class RoadReport:
     random_low: float
     random_high: float
     verdict: str
-    seconds: float = 0.0
+    seconds: float = field(default=0.0, compare=False)  # how long it took, not what it is
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
