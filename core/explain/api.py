@@ -136,14 +136,14 @@ def explain_input(classifier, model_input, method: str = "gradcam",
         options.setdefault("baseline", black(c.input_spec))
     x = model_input.batch
     index = None if target is None else [c.labels.index(target)]
-    traced_before = _traced(classifier)
+    tracing_before = _tracing(classifier)
     start = time.perf_counter()
     result = attribute(classifier, x, method, index, layer, progress, **options)
     seconds = time.perf_counter() - start
     fingerprint = getattr(classifier, "fingerprint", None)
     if fingerprint is not None:  # what the next estimate for this method will say
         costs.record(fingerprint, method, seconds, result.info.get("options"),
-                     traced=_traced(classifier) > traced_before)
+                     tracing=_tracing(classifier) - tracing_before)
     rows, cols = model_input.source_shape
     study_map = normalise(resize_maps(result.maps, rows, cols))[0]
     index = result.info["target"][0]
@@ -152,12 +152,12 @@ def explain_input(classifier, model_input, method: str = "gradcam",
                        input_map=result.maps[0], info=result.info)
 
 
-def _traced(classifier) -> int:
+def _tracing(classifier) -> float:
     """How many tf.functions have been traced for the classifier's Keras model (kept on
     the model by core.models.runtime.keras.compiled): a run that adds one was cold."""
-    from core.models.runtime.keras import traced_count
+    from core.models.runtime.keras import tracing_seconds
 
-    return traced_count(getattr(classifier, "keras_model", None))
+    return tracing_seconds(getattr(classifier, "keras_model", None))
 
 
 def explainable(model, method: str, runtime: str | None = None):

@@ -77,27 +77,25 @@ def _count(method: str, options: dict[str, Any]) -> float | None:
     return float(value) if isinstance(value, int | float) and value > 0 else None
 
 
-# Tracing took at most 8 s here: a traced run of 3 x 8 s or more overstates the runs
-# after it by at most 1.5x (24 / (24 - 8)), so it is kept.
-TRACING_SECONDS = 8.0
-TRACED_KEPT_FROM = 3 * TRACING_SECONDS
+# A run whose tracing took more than this share of it is not recorded: the first
+# execution of a just-traced function pays graph optimisation too, which is not timed
+# apart (Grad-CAM here: 2.3-5.1 s cold, nearly all tracing, 0.10 s warm).
+TRACING_SHARE = 1 / 3
 
 
 def record(fingerprint: str, method: str, seconds: float,
-           options: dict[str, Any] | None = None, traced: bool = False) -> None:
+           options: dict[str, Any] | None = None, tracing: float = 0.0) -> None:
     """A finished run of `method` (with all its `options`, defaults included) on the model
-    with this fingerprint took `seconds`: later estimates for it use this. A run that
-    `traced` TensorFlow functions is kept only when it is long enough for the tracing
-    not to matter: tracing is paid once per model and function, 2-8 s here (measured by
-    bench/estimates.py: Grad-CAM 2.3-5.1 s cold, 0.10 s warm; Score-CAM 13.8 s cold, 6.0
-    s warm), so a shorter traced run would overstate every later one; until a run
-    without tracing, the first guess stays the estimate."""
-    if not seconds > 0 or (traced and seconds < TRACED_KEPT_FROM):
+    with this fingerprint took `seconds`, of which `tracing` went to tracing TensorFlow
+    functions (once per model and function: core.models.runtime.keras.tracing_seconds).
+    Later estimates for it use the run less its tracing; a run that was mostly tracing
+    is not kept, and until a run that was not, the first guess stays the estimate."""
+    if not seconds > 0 or tracing > TRACING_SHARE * seconds:
         return
     options = options or {}
     key = (str(fingerprint), _variant(method, options))
     with _measured_lock:
-        _measured[key] = (float(seconds), _count(method, options))
+        _measured[key] = (float(seconds - max(tracing, 0.0)), _count(method, options))
 
 
 def measured_seconds(fingerprint: str | None, method: str,

@@ -8,7 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.explain import Explanation, attribute, explain
+from core.explain import Explanation, attribute
 from core.explain import costs as method_costs
 from core.explain.maps import FLAT_RANGE, dynamic_range, is_flat
 from core.explain.methods.cam.base import equal_by_construction, uniform_gradients
@@ -167,7 +167,7 @@ def test_a_recorded_time_becomes_the_estimate_scaled_by_the_counting_option(fres
 
 
 def test_a_run_that_traced_is_not_recorded_and_variants_are_apart(fresh_costs):
-    method_costs.record("m", "gradcam", 5.1, {}, traced=True)
+    method_costs.record("m", "gradcam", 5.1, {}, tracing=5.0)
     assert not method_costs.is_measured("m", "gradcam")
     method_costs.record("m", "gradcam", 0.1, {})
     assert method_costs.expected_seconds("gradcam", 0.03, {}, "m") == 0.1
@@ -178,17 +178,23 @@ def test_a_run_that_traced_is_not_recorded_and_variants_are_apart(fresh_costs):
     every = method_costs.expected_seconds("scorecam", 0.03, {"max_channels": 0}, "m")
     assert every == pytest.approx(
         2 * method_costs.cost_multiple("scorecam (all channels)") * 0.03)
-    # A long traced run is kept: its tracing is a small part of it.
-    method_costs.record("m", "rise", method_costs.TRACED_KEPT_FROM + 1, {}, traced=True)
-    assert method_costs.is_measured("m", "rise")
+    # A run whose tracing is a small part of it is kept, less its tracing.
+    method_costs.record("m", "occlusion", 16.0, {}, tracing=1.5)
+    assert method_costs.measured_seconds("m", "occlusion") == pytest.approx(14.5)
 
 
 def test_explain_input_records_its_time(fresh_costs, one_shape):
     """Through the explain path: the second run (no tracing) is recorded."""
     from core.explain import explain_input
 
+    import keras
+
+    tiny = trained.softmax_model()  # shared by the tests: a copy of its own, never traced
+    fresh = keras.models.clone_model(tiny)
+    fresh.set_weights(tiny.get_weights())
+
     class Model:  # the parts of a Classifier explain_input reads
-        keras_model = trained.softmax_model()
+        keras_model = fresh
         fingerprint = "tiny-softmax"
 
         class card:  # noqa: N801
@@ -198,7 +204,12 @@ def test_explain_input_records_its_time(fresh_costs, one_shape):
     class Input:
         batch, source_shape = one_shape[0], (32, 32)
 
-    explain(Model.keras_model, Input.batch, "saliency")  # traced here, outside the record
+    from core.models.runtime.keras import tracing_seconds
+
+    assert tracing_seconds(Model.keras_model) == 0.0
+    cold = explain_input(Model(), Input(), "saliency")  # traces: mostly tracing, not kept
+    assert tracing_seconds(Model.keras_model) > 0
+    assert method_costs.measured_seconds("tiny-softmax", "saliency") is None, cold.seconds
     e = explain_input(Model(), Input(), "saliency")
     assert method_costs.measured_seconds("tiny-softmax", "saliency") == pytest.approx(e.seconds)
 

@@ -10,6 +10,7 @@ import contextlib
 import os
 import sys
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ UNSAFE_SETTING = "MEDLENS_ALLOW_UNSAFE_MODELS"
 # One lock for every trace: tracing patches Keras globals (Guided Backprop's ReLU).
 tracing = threading.RLock()
 _COMPILED = "_medlens_compiled"
+_TRACING = "_medlens_tracing_seconds"
 
 
 def import_tensorflow():
@@ -77,17 +79,21 @@ def compiled(model: Any, key: Any, build: Callable[[], Any],
             # Past Keras' attribute tracking: this is not a layer or a weight.
             object.__setattr__(model, _COMPILED, functions)
         if key not in functions:
+            started = time.perf_counter()
             fn = build()
             with context():
                 fn.get_concrete_function()
             functions[key] = fn
+            # What tracing has cost this model so far: a run's time less it is the run.
+            spent = model.__dict__.get(_TRACING, 0.0) + time.perf_counter() - started
+            object.__setattr__(model, _TRACING, spent)
         return functions[key]
 
 
-def traced_count(model: Any) -> int:
-    """How many functions `compiled` has traced for `model` so far (0 for None or a model
-    that has none): a run that adds one paid for tracing."""
-    return len(getattr(model, "__dict__", {}).get(_COMPILED) or {})
+def tracing_seconds(model: Any) -> float:
+    """The seconds `compiled` has spent tracing functions for `model` so far (0 for None
+    or a model it never traced)."""
+    return float(getattr(model, "__dict__", {}).get(_TRACING, 0.0))
 
 
 def input_specs(model) -> list[tuple[tuple, Any]]:
