@@ -185,9 +185,9 @@ def test_a_run_that_traced_is_not_recorded_and_variants_are_apart(fresh_costs):
 
 def test_explain_input_records_its_time(fresh_costs, one_shape):
     """Through the explain path: the second run (no tracing) is recorded."""
-    from core.explain import explain_input
-
     import keras
+
+    from core.explain import explain_input
 
     tiny = trained.softmax_model()  # shared by the tests: a copy of its own, never traced
     fresh = keras.models.clone_model(tiny)
