@@ -334,10 +334,36 @@ def _modality_lut(stored: np.ndarray, ds, name: str, item: Any, per_frame: bool
         except (TypeError, ValueError):
             raise StudyError(f"{name}: invalid rescale slope or intercept") from None
         return stored * slope + intercept
+    exact = _integer_rescale(stored, ds)
+    if exact is not None:
+        return exact
     try:
         return np.asarray(apply_modality_lut(stored, ds), dtype=np.float64)
     except Exception as exc:  # pydicom on the file's LUT or rescale: any type
         raise StudyError(f"{name}: invalid modality LUT ({one_line(exc)})") from None
+
+
+def _integer_rescale(stored: np.ndarray, ds) -> np.ndarray | None:
+    """The common case computed straight in float32: integers of at most 16 bits, slope 1
+    (or no rescale at all) and a whole intercept, where float32 holds every value exactly,
+    so the result is pydicom's float64 one, without its float64 copies. None otherwise
+    (a Modality LUT, a real slope, a dose grid): pydicom computes those."""
+    if stored.dtype.kind not in "iu" or stored.dtype.itemsize > 2:
+        return None
+    if "ModalityLUTSequence" in ds or ds.get("Modality") == "RTDOSE":
+        return None
+    slope, intercept = ds.get("RescaleSlope"), ds.get("RescaleIntercept")
+    if slope is None and intercept is None:
+        return stored.astype(np.float32)
+    try:
+        slope, intercept = float(slope), float(intercept)
+    except (TypeError, ValueError):
+        return None  # pydicom's own handling, and its error, apply
+    if slope != 1.0 or not intercept.is_integer() or abs(intercept) >= 2**23:
+        return None
+    out = stored.astype(np.float32)
+    out += np.float32(intercept)
+    return out
 
 
 def _functional(ds, sequence: str, frame: int):
