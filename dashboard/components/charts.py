@@ -78,8 +78,10 @@ def faithfulness(curves: dict, columns: int = 3) -> go.Figure:
     figure.update_xaxes(title_text="% of pixels removed", range=[0, 100])
     figure.update_yaxes(range=[0, 1.02])
     figure.update_yaxes(title_text="probability of the class", col=1)
-    figure.update_layout(height=260 * rows + 60, margin={"l": 10, "r": 10, "t": 40, "b": 40},
-                         legend={"orientation": "h", "y": -0.15 if rows == 1 else -0.05})
+    # The legend above the plots: below them it ran into the x axis' title.
+    figure.update_layout(height=260 * rows + 90, margin={"l": 10, "r": 10, "t": 90, "b": 40},
+                         legend={"orientation": "h", "yanchor": "top", "y": 0.98,
+                                 "yref": "container", "xanchor": "left", "x": 0})
     return figure
 
 
