@@ -61,7 +61,10 @@ def cost_multiple(method: str) -> float | None:
 # -- calibration on the running server ----------------------------------------------------
 
 # (model fingerprint, method or variant) -> (seconds, the counting option's value or None)
-_measured: dict[tuple[str, str], tuple[float, float | None]] = {}
+# The last few runs of each: on a shared server one run's time swings with the load, and
+# their mean is a steadier next estimate than the last alone.
+KEPT_RUNS = 3
+_runs: dict[tuple[str, str], list[tuple[float, float | None]]] = {}
 _measured_lock = threading.Lock()  # jobs finish on several worker threads
 
 
@@ -95,31 +98,32 @@ def record(fingerprint: str, method: str, seconds: float,
     options = options or {}
     key = (str(fingerprint), _variant(method, options))
     with _measured_lock:
-        _measured[key] = (float(seconds - max(tracing, 0.0)), _count(method, options))
+        runs = _runs.setdefault(key, [])
+        runs.append((float(seconds - max(tracing, 0.0)), _count(method, options)))
+        del runs[:-KEPT_RUNS]
 
 
 def measured_seconds(fingerprint: str | None, method: str,
                      options: dict[str, Any] | None = None) -> float | None:
-    """The last recorded time of `method` on this model, scaled by the counting option's
-    ratio (e.g. 40 samples after a run of 20: twice the time); None if never run."""
+    """The mean of the last recorded times of `method` on this model, each scaled by the
+    counting option's ratio (e.g. 40 samples after a run of 20: twice the time); None if
+    never run."""
     if fingerprint is None:
         return None
     options = options or {}
     with _measured_lock:
-        found = _measured.get((str(fingerprint), _variant(method, options)))
-    if found is None:
+        found = list(_runs.get((str(fingerprint), _variant(method, options)), ()))
+    if not found:
         return None
-    seconds, count = found
     asked = _count(method, options)
-    if count and asked:
-        seconds *= asked / count
-    return seconds
+    scaled = [seconds * (asked / count if count and asked else 1.0) for seconds, count in found]
+    return sum(scaled) / len(scaled)
 
 
 def forget_measured() -> None:
     """Drop every recorded time (tests; a server that changed device)."""
     with _measured_lock:
-        _measured.clear()
+        _runs.clear()
 
 
 def expected_seconds(method: str, forward_seconds: float,
@@ -156,7 +160,8 @@ def slowdown(fingerprint: str | None, forward_seconds: float) -> float:
     if fingerprint is None:
         return 1.0
     with _measured_lock:
-        runs = [(m, s, c) for (fp, m), (s, c) in _measured.items() if fp == str(fingerprint)]
+        runs = [(m, *kept[-1]) for (fp, m), kept in _runs.items()
+                if fp == str(fingerprint) and kept]
     took = guessed = 0.0
     for method, seconds, count in runs:
         name = "scorecam" if method == "scorecam (all channels)" else method

@@ -166,6 +166,14 @@ def test_a_recorded_time_becomes_the_estimate_scaled_by_the_counting_option(fres
     assert method_costs.expected_seconds("smoothgrad", 0.1) == shipped
 
 
+def test_the_estimate_is_the_mean_of_the_last_runs(fresh_costs):
+    for seconds in (9.0, 2.0, 4.0, 6.0):  # the first falls out: three are kept
+        method_costs.record("m", "rise", seconds, {"samples": 500})
+    assert method_costs.measured_seconds("m", "rise") == pytest.approx(4.0)
+    # Each run scaled to the samples asked: 250 masks, half of each.
+    assert method_costs.measured_seconds("m", "rise", {"samples": 250}) == pytest.approx(2.0)
+
+
 def test_a_run_that_traced_is_not_recorded_and_variants_are_apart(fresh_costs):
     method_costs.record("m", "gradcam", 5.1, {}, tracing=5.0)
     assert not method_costs.is_measured("m", "gradcam")
