@@ -69,7 +69,7 @@ def test_a_long_rise_in_one_tab_leaves_another_tab_answering(app_url: str,
         tab1 = open_explain(browser, app_url)
         choose_sample(tab1, "Te-gl_0011.jpg")
         wait_for_overlay(tab1, "Te-gl_0011.jpg")
-        expect(tab1.get_by_text(re.compile(r"^ROAD"))).to_be_visible(timeout=120_000)
+        expect(tab1.get_by_text(re.compile(r"^ROAD [+-]\d"))).to_be_visible(timeout=120_000)
         wait_idle(tab1)
 
         # RISE at its 500 masks starts at once; cancel it and ask for many more masks.
