@@ -5,9 +5,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.medlens-installed
 
-.PHONY: setup run test test-fast lint chromium clean
+.PHONY: setup run test test-fast lint chromium data clean
 
-setup: $(STAMP)
+setup: $(STAMP) data
+
+# Real volumes the segmentation models are trained and tested on, from Debian: a head CT
+# with its bone and head masks (invesalius-examples, GPL-2) and the Colin27 brain with its
+# atlases (mricron-data, BSD-3).
+DATA_DEBS := invesalius-examples mricron-data
+DATA_FILES := /usr/share/doc/invesalius-examples/examples/Cranium.inv3 \
+	/usr/share/mricron/templates/ch2.nii.gz
+data:
+	@ls $(DATA_FILES) >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $(DATA_DEBS) >/dev/null; \
+	  else echo "Data packages are missing: run 'sudo apt-get install -y $(DATA_DEBS)'" >&2; exit 1; fi; }
 
 $(STAMP): pyproject.toml requirements-models.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)

@@ -90,7 +90,7 @@ def measure(warm_count: int, after_s: float = 0.0
         picked = time.perf_counter()
         choose_option(page, "Model", SWITCH_TO)
         # Its task under the picker and its own samples in the list: the rerun is drawn.
-        expect(page.get_by_text(card(SWITCH_TO).task, exact=True)).to_be_visible(
+        expect(page.get_by_text(card(SWITCH_TO).purpose, exact=True)).to_be_visible(
             timeout=120_000)
         wait_idle(page)
         switch_model_s = time.perf_counter() - picked

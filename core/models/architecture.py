@@ -312,7 +312,7 @@ def card_facts(card: ModelCard) -> dict[str, str]:
     source = card.source
     where = " ".join(p for p in (source.get("package", ""), source.get("version", "")) if p)
     facts = {
-        "Task": card.task,
+        "Task": f"{card.task}: {card.purpose}",
         "Labels": f"{labels}; the model gives {card.outputs}",
         "Input": (f"{spec.height}x{spec.width}, {spec.channels} channel"
                   f"{'s' if spec.channels != 1 else ''} "

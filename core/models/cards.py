@@ -17,6 +17,7 @@ from core.studies import Study, Window
 
 CARDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
 INTENDED_USE = "Research and teaching; not for diagnosis."
+TASKS = ("classification", "segmentation")
 USER_PREFIX = "user:"  # the id of every uploaded model starts so: never a built-in's
 
 
@@ -30,7 +31,8 @@ class ModelCard:
 
     id: str
     name: str
-    task: str
+    task: str  # "classification" or "segmentation" (TASKS)
+    purpose: str  # what it does, in words
     labels: tuple[str, ...]
     input_shape: tuple[int, int, int]
     architecture: str
@@ -46,8 +48,15 @@ class ModelCard:
     label_names: dict[str, str] = field(default_factory=dict)  # label -> words, if given
     # What it was trained on: DICOM modalities and the images in words.
     domain: dict[str, Any] = field(default_factory=dict)
+    # Segmentation: the plane its slices are cut in ("axial"...), the display colour of
+    # each label ([r, g, b]), and its measured held-out figures with the command.
+    plane: str | None = None
+    label_colours: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+    evaluation: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
+        if self.task not in TASKS:
+            raise ModelError(f"{self.id}: task '{self.task}' is not one of {', '.join(TASKS)}")
         if not self.runtimes:
             object.__setattr__(self, "runtimes", (self.runtime,))
         if self.runtime not in self.runtimes:
@@ -60,6 +69,7 @@ class ModelCard:
             id=raw["id"],
             name=raw["name"],
             task=raw["task"],
+            purpose=raw["purpose"],
             labels=tuple(raw["labels"]),
             input_shape=tuple(raw["input_shape"]),
             architecture=raw["architecture"],
@@ -74,6 +84,9 @@ class ModelCard:
             metadata=MetadataSpec.from_dict(raw["metadata"]) if raw.get("metadata") else None,
             label_names=dict(raw.get("label_names", {})),
             domain=dict(raw.get("domain", {})),
+            plane=raw.get("plane"),
+            label_colours={k: tuple(v) for k, v in raw.get("label_colours", {}).items()},
+            evaluation=dict(raw.get("evaluation", {})),
         )
 
     @property
@@ -81,6 +94,15 @@ class ModelCard:
         h, w, c = self.input_shape
         p = self.preprocessing
         return InputSpec(height=h, width=w, channels=c, resize=p["resize"], scale=p["scale"])
+
+    @property
+    def origin(self) -> str:
+        """Where the model comes from, in a few words: its package and version, or
+        "trained in MedLens" for the models trained by this repository's code."""
+        s = self.source
+        if "package" not in s:
+            return "trained in MedLens"
+        return " ".join(p for p in (s["package"], s.get("version", "")) if p)
 
     @property
     def builtin(self) -> bool:
@@ -126,6 +148,7 @@ class ModelCard:
             "id": self.id,
             "name": self.name,
             "task": self.task,
+            "purpose": self.purpose,
             "labels": list(self.labels),
             "input_shape": list(self.input_shape),
             "architecture": self.architecture,
@@ -138,6 +161,10 @@ class ModelCard:
             "intended_use": self.intended_use,
             **({"label_names": dict(self.label_names)} if self.label_names else {}),
             **({"domain": dict(self.domain)} if self.domain else {}),
+            **({"plane": self.plane} if self.plane else {}),
+            **({"label_colours": {k: list(v) for k, v in self.label_colours.items()}}
+               if self.label_colours else {}),
+            **({"evaluation": dict(self.evaluation)} if self.evaluation else {}),
             **({"metadata": [f.__dict__ | {"values": list(f.values)}
                              for f in self.metadata.fields]} if self.metadata else {}),
         }

@@ -24,7 +24,18 @@ def package_path(package: str, relative: str) -> Path:
     return path
 
 
+# Models trained by MedLens ship in the repository (assets/models), not in a package.
+REPOSITORY = Path(__file__).resolve().parents[2]
+
+
 def model_file(c: ModelCard) -> Path:
+    """The model's file: inside its package, or in the repository for a model trained in
+    MedLens (a card whose source names no package)."""
+    if "package" not in c.source:
+        path = REPOSITORY / c.source["file"]
+        if not path.is_file():
+            raise ModelError(f"{c.id}: {c.source['file']} is missing from the repository")
+        return path
     return package_path(c.source["package"], c.source["file"])
 
 

@@ -33,15 +33,15 @@ def available() -> dict[str, ModelCard]:
 
 
 def describe(model_id: str) -> str:
-    """'id — task', for pickers wide enough to show it whole."""
+    """'id — purpose', for pickers wide enough to show it whole."""
     c = available()[model_id]
-    return f"{c.id} — {c.task}"
+    return f"{c.id} — {c.purpose}"
 
 
-def task(model_id: str) -> str:
+def purpose(model_id: str) -> str:
     """What the model does, in words: the caption under a picker that shows ids only
     (a sidebar box cuts anything longer than an id)."""
-    return available()[model_id].task
+    return available()[model_id].purpose
 
 
 def classifier_for(model_id: str, method: str | None = None) -> Classifier:

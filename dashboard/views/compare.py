@@ -34,7 +34,7 @@ with st.sidebar:
         "Models (2 to 4)", list(available), max_selections=MAX_MODELS,
         default=[i for i in DEFAULT_MODELS if i in available], key="compare_models")
     if chosen:
-        st.caption("; ".join(f"**{literal(i)}**: {literal(session_models.task(i))}"
+        st.caption("; ".join(f"**{literal(i)}**: {literal(session_models.purpose(i))}"
                              for i in chosen))
     cards = [available[i] for i in chosen]
     source = st.radio("Study", ["Built-in sample", "Upload a file"], horizontal=True,

@@ -33,7 +33,7 @@ chosen = st.multiselect(
     "Models", list(available), default=[DEFAULT_MODEL] if DEFAULT_MODEL in available else [],
     help="Several models are measured on the same images and compared side by side.")
 if chosen:
-    st.caption("; ".join(f"**{literal(i)}**: {literal(session_models.task(i))}"
+    st.caption("; ".join(f"**{literal(i)}**: {literal(session_models.purpose(i))}"
                          for i in chosen))
 source = st.radio("Labelled set", [SAMPLES, ZIP, FOLDER], horizontal=True,
                   help="A .zip or a folder with one sub-folder per label, named as the "

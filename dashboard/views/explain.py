@@ -21,7 +21,7 @@ from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
 from dashboard import state
 from dashboard.components import charts, jobs
-from dashboard.components.models import available, classifier_for, metadata_form, task
+from dashboard.components.models import available, classifier_for, metadata_form, purpose
 from dashboard.components.text import literal, show_error
 from dashboard.components.widgets import which_image
 
@@ -43,7 +43,7 @@ study = None
 token = "none"  # names the slice widgets of the study in use, so a new study starts afresh
 with st.sidebar:
     model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL))
-    st.caption(literal(task(model_id)))
+    st.caption(literal(purpose(model_id)))
     card = by_id[model_id]
     metadata = metadata_form(card, f"explain_meta_{model_id}")
     # Keyed by the hand-over, so each image sent from the Viewer is selected on arrival.

@@ -36,11 +36,11 @@ st.dataframe(
     [
         {
             "model": c.id,
-            "task": c.task,
+            "task": c.purpose,
             "labels": ", ".join(c.labels),
             "input": "x".join(map(str, c.input_shape)),
             "runtime": c.runtime,
-            "source": f"{c.source['package']} {c.source['version']}",
+            "source": c.origin,
             "licence": c.license,
         }
         for c in cards()
