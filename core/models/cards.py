@@ -15,6 +15,7 @@ from core.models.inputs import InputSpec, ModelInput, prepare
 from core.models.metadata import MetadataError, MetadataSpec
 from core.studies import Study, Window
 
+AUTO_WINDOW = "Auto (0.5-99.5 percentile)"  # a key of Study.presets()
 CARDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
 INTENDED_USE = "Research and teaching; not for diagnosis."
 TASKS = ("classification", "segmentation")
@@ -119,12 +120,26 @@ class ModelCard:
                 f"{self.domain.get('images', '/'.join(trained))} ({', '.join(trained)}): "
                 "its output here is outside what it learnt.")
 
+    def window_for(self, study: Study) -> Window | None:
+        """The window the model was trained with, where its card fixes one (a
+        segmentation model sees every study as it saw its training volumes):
+        `preprocessing["window"]` is [centre, width] in the study's units, or "auto" for
+        the study's 0.5-99.5 percentile window. None: the study's own window."""
+        fixed = self.preprocessing.get("window")
+        if fixed is None or study.is_colour:
+            return None
+        if fixed == "auto":
+            return study.presets()[AUTO_WINDOW]
+        centre, width = (float(v) for v in fixed)
+        return Window(centre, width, f"{self.id}'s training window")
+
     def prepare(self, study: Study, frame: int = 0, window: Window | None = None,
                 plane: str | None = None,
                 metadata: dict[str, Any] | None = None) -> ModelInput:
         """One image of `study` as this model's input; with its metadata vector (the
         user's answers, 'unknown' where not given) when the model takes one."""
         self.check_metadata(metadata)
+        window = window or self.window_for(study)
         model_input = prepare(study, self.input_spec, frame=frame, window=window, plane=plane)
         if self.metadata is None:
             return model_input
