@@ -71,6 +71,8 @@ pages = [
             url_path="viewer"),
     st.Page("views/explain.py", title="Explain", icon=":material/visibility:",
             url_path="explain"),
+    st.Page("views/segment.py", title="Segment", icon=":material/layers:",
+            url_path="segment"),
     st.Page("views/zoo.py", title="Model zoo", icon=":material/inventory_2:", url_path="zoo"),
     st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:",

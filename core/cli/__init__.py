@@ -44,6 +44,8 @@ COMMANDS = (
      "compare.arguments"),
     ("evaluate", "accuracy, per-class scores, confusion matrix, ROC AUC and calibration on "
                  "a labelled set", "evaluate.arguments"),
+    ("segment", "a study's mask by a segmentation model, its volumes, and Dice, IoU and "
+                "HD95 against a ground truth", "segment.arguments"),
     ("studies", "read studies", "studies.arguments"),
 )
 

@@ -48,7 +48,8 @@ def samples_arguments(samples: Parser) -> None:
 
 def models_list(args: argparse.Namespace) -> int:
     found = [c.to_dict() for c in cards()]
-    text = "\n".join(f"{c['id']:22} {c['runtime']:6} {c['task']}" for c in found)
+    text = "\n".join(f"{c['id']:22} {c['runtime']:6} {c['task']:15} {c['purpose']}"
+                     for c in found)
     print_result(args, found, text)
     return 0
 

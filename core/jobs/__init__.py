@@ -36,6 +36,7 @@ from core.jobs.kinds import (
     faithfulness_job,
     predict_job,
     sanity_job,
+    segment_job,
     trust_job,
 )
 from core.jobs.spec import Job, JobSpec, digest
@@ -44,7 +45,7 @@ __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "WORKERS_SETTING",
     "Executor", "Handle", "Job", "JobError", "JobSpec", "compare_job", "digest",
     "evaluate_job", "executor", "explain_job", "faithfulness_job", "predict_job",
-    "sanity_job", "trust_job",
+    "sanity_job", "segment_job", "trust_job",
 ]
 
 _executor: Executor | None = None

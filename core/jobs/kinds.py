@@ -1,5 +1,6 @@
 """The kinds of long work, each a job builder (what the spec holds) and a runner (what
-the worker does): explain, faithfulness, sanity, compare, evaluate, trust and predict.
+the worker does): explain, faithfulness, sanity, compare, evaluate, trust, predict and
+segment.
 
 A builder takes what a page or the CLI has in hand (a loaded classifier, a prepared
 model input, a study, a labelled set) and returns a `Job`; its spec names everything the
@@ -21,6 +22,7 @@ from core.jobs.spec import Job
 from core.models import Classifier
 from core.models.inputs import ModelInput
 from core.progress import Progress, report
+from core.segment.run import segment
 from core.studies import Study
 
 # -- explain ------------------------------------------------------------------------------
@@ -150,7 +152,27 @@ def _predict(job: Job, progress: Progress) -> Any:
     return out
 
 
+# -- segment ------------------------------------------------------------------------------
+
+
+def segment_job(segmenter: Classifier, study: Study, plane: str | None = None,
+                indices: Sequence[int] | None = None) -> Job:
+    """A study's mask by a segmentation model (a `Segmentation`): every slice in `plane`
+    (the model's own by default) or only `indices`. Keyed by the model and the study's
+    content, so a mask is computed once per volume and scrolling reuses it."""
+    params = {"model": segmenter.card.id, "plane": plane,
+              "indices": None if indices is None else [int(i) for i in indices]}
+    return Job.make("segment", params, model=segmenter, study=study)
+
+
+def _segment(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return segment(job.inputs["model"], job.inputs["study"], plane=p["plane"],
+                   indices=p["indices"], progress=progress)
+
+
 RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
     "compare": _compare, "evaluate": _evaluate, "trust": _trust, "predict": _predict,
+    "segment": _segment,
 }

@@ -180,10 +180,14 @@ _loading = threading.Lock()
 
 
 def load(model_id: str, runtime: str | None = None) -> Classifier:
-    """The classifier for a built-in model on a runtime, loaded once per process."""
+    """A built-in model on a runtime, loaded once per process: a `Classifier`, or a
+    `Segmenter` for a segmentation model."""
+    from core.models.segmenter import Segmenter
+
     c = card(model_id)
     key = (c.id, check_runtime(c, runtime))
+    kind = Segmenter if c.task == "segmentation" else Classifier
     with _loading:
         if key not in _loaded:
-            _loaded[key] = Classifier(c, runtime=key[1])
+            _loaded[key] = kind(c, runtime=key[1])
         return _loaded[key]

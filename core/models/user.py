@@ -3,8 +3,10 @@
 The file is checked before anything runs on it: Keras files load in safe mode (a Lambda
 layer or other serialised Python code is refused unless the server sets
 MEDLENS_ALLOW_UNSAFE_MODELS=1), the model must take one image input (N, h, w, c), and its
-number of outputs must equal the number of labels. The card it gets is marked as
-uploaded: its id starts with "user:", so it can never replace a built-in model.
+outputs must match the labels: (N, classes) for a classifier, (N, h, w, labels) for a
+segmentation model (one sigmoid channel: two labels, background first). The card it gets
+is marked as uploaded: its id starts with "user:", so it can never replace a built-in
+model.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from core.models.runtime.keras import UNSAFE_SETTING, load_keras
 from core.models.runtime.keras import head as keras_head
 from core.models.runtime.keras_private import KerasGraphError
 from core.models.runtime.onnx import OnnxRunner, runner
+from core.models.segmenter import Segmenter
 
 SUFFIXES = (".keras", ".onnx")
 PREPROCESS_KEYS = {
@@ -139,8 +142,13 @@ def _load(path: Path, filename: str, labels: tuple[str, ...], chosen: dict[str, 
     if channels not in (1, 3):
         raise ModelError(f"{filename}: the image input has {channels} channels "
                          "(1 or 3 expected, channels last)")
-    if outputs != len(labels):
-        raise ModelError(f"{filename}: the model has {outputs} outputs but "
+    task, outputs = outputs
+    # A single sigmoid channel is two labels (background, the segment), as a single
+    # sigmoid unit is two classes.
+    if outputs != len(labels) and not (task == "segmentation" and outputs == 1
+                                        and len(labels) == 2):
+        what = "label channels" if task == "segmentation" else "outputs"
+        raise ModelError(f"{filename}: the model has {outputs} {what} but "
                          f"{len(labels)} labels were given ({', '.join(labels)})")
     kind = chosen["outputs"]
     note = "As given by the user who uploaded the model."
@@ -151,8 +159,8 @@ def _load(path: Path, filename: str, labels: tuple[str, ...], chosen: dict[str, 
     c = ModelCard(
         id=f"{USER_PREFIX}{Path(filename).stem}-{digest[:8]}",
         name=Path(filename).name,
-        task="classification",
-        purpose="The user's own model (uploaded)",
+        task=task,
+        purpose=f"The user's own {task} model (uploaded)",
         labels=labels,
         input_shape=(height, width, channels),
         architecture=architecture,
@@ -169,7 +177,8 @@ def _load(path: Path, filename: str, labels: tuple[str, ...], chosen: dict[str, 
         license=f"as stated by the uploader: {license}" if license else "not stated",
         intended_use=INTENDED_USE,
     )
-    return Classifier(c, path, loaded=model if runtime == "keras" else session)
+    kind = Segmenter if task == "segmentation" else Classifier
+    return kind(c, path, loaded=model if runtime == "keras" else session)
 
 
 _DETECTED = {"logits": "detected: the outputs are not probabilities",
@@ -195,10 +204,21 @@ def _keras_facts(model, filename: str) -> tuple[tuple[int | None, ...], int, str
         head = keras_head(model)
     except KerasGraphError as exc:
         raise ModelError(f"{filename}: {exc}") from None
-    outputs = int(model.outputs[0].shape[-1])
+    outputs = _output_kind(tuple(model.outputs[0].shape[1:]), filename)
     architecture = (f"{type(model).__name__} '{model.name}': {len(model.layers)} layers, "
                     f"{model.count_params():,} parameters (uploaded .keras file)")
     return shape, outputs, head, architecture
+
+
+def _output_kind(shape: tuple, filename: str) -> tuple[str, int]:
+    """("classification", classes) for (N, classes) outputs, ("segmentation", labels) for
+    a mask (N, h, w, labels); anything else is refused."""
+    if len(shape) == 1:
+        return "classification", int(shape[0])
+    if len(shape) == 3:
+        return "segmentation", int(shape[-1])
+    raise ModelError(f"{filename}: the output has shape {shape}; (N, classes) for a "
+                     "classifier or (N, h, w, labels) for a segmentation model is expected")
 
 
 def _onnx(path: Path, filename: str):
@@ -221,14 +241,14 @@ def _onnx_facts(session, path: Path, filename: str) -> tuple[tuple[int | None, .
     if dims[1] in (1, 3) and dims[3] not in (1, 3):
         raise ModelError(f"{filename}: the input {inputs[0].shape} looks channels-first; "
                          "MedLens feeds (N, h, w, c)")
-    out = outputs[0].shape[-1]
-    if not isinstance(out, int):
+    if not isinstance(outputs[0].shape[-1], int):
         raise ModelError(f"{filename}: the number of outputs is not fixed "
                          f"({outputs[0].shape})")
+    out = _output_kind(tuple(outputs[0].shape[1:]), filename)
     architecture = (f"ONNX graph ({path.stat().st_size / 1e6:.1f} MB, input "
                     f"'{inputs[0].name}' {inputs[0].shape}, output '{outputs[0].name}' "
                     f"{outputs[0].shape}; uploaded .onnx file)")
-    return tuple(dims[1:]), int(out), architecture
+    return tuple(dims[1:]), out, architecture
 
 
 def _detect_outputs(head: str | None, session, shape: tuple[int, int, int]) -> str:
@@ -244,5 +264,5 @@ def _detect_outputs(head: str | None, session, shape: tuple[int, int, int]) -> s
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ModelError(f"the model fails on a {shape} input ({first[:200]})") from None
     squashed = (out.min() >= 0 and out.max() <= 1
-                and np.allclose(out.sum(axis=1), 1, atol=1e-3))
+                and np.allclose(out.sum(axis=-1), 1, atol=1e-3))
     return "probabilities" if squashed else "logits"

@@ -14,12 +14,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from core.studies.masks import LabelMap, draw
 from core.studies.reader import open_files, open_study
 from core.studies.study import Study, StudyError, View, study_errors
 from core.studies.windows import Window
 
 __all__ = [
-    "EXAMPLES", "Example", "Picture", "Uploads", "example_path",
+    "EXAMPLES", "Example", "MaskStyle", "Picture", "Uploads", "example_path",
     "manual_or_preset", "metadata_rows", "nice_length", "open_example", "open_uploads",
     "picture", "png", "spacing_caption", "summary", "window_choices",
 ]
@@ -178,19 +179,33 @@ def nice_length(limit_mm: float) -> float:
     return 10.0**exponent  # unreachable: 1 x 10^floor(log10) <= limit
 
 
+@dataclass(frozen=True)
+class MaskStyle:
+    """How a label map is drawn over a picture: 3D Slicer's defaults (fill 0.5, outline
+    1.0), the segments hidden by their numbers, and Cornerstone's 2-pixel outline."""
+
+    fill: float = 0.5
+    outline: float = 1.0
+    hidden: frozenset[int] = frozenset()
+    width: int = 2
+
+
 def picture(study: Study, index: int = 0, window: Window | None = None,
             plane: str | None = None, min_size: int = MIN_SHOWN,
-            max_width: int = MAX_WIDTH) -> Picture:
-    """The displayed image of one frame or slice, with a scale bar when spacing is known.
+            max_width: int = MAX_WIDTH, mask: LabelMap | None = None,
+            style: MaskStyle = MaskStyle()) -> Picture:
+    """The displayed image of one frame or slice, with a scale bar when spacing is known,
+    and `mask` (aligned with the study: `masks.fit`) drawn over it in `style`.
 
     What a library raises on a study's odd values (a spacing no scale bar can draw)
     becomes a StudyError naming the study, as for reading it."""
     with study_errors(study.name, "show"):
-        return _picture(study, index, window, plane, min_size, max_width)
+        return _picture(study, index, window, plane, min_size, max_width, mask, style)
 
 
 def _picture(study: Study, index: int, window: Window | None, plane: str | None,
-             min_size: int, max_width: int) -> Picture:
+             min_size: int, max_width: int, mask: LabelMap | None = None,
+             style: MaskStyle = MaskStyle()) -> Picture:
     view = study.view(index, plane)
     shown = study.display(index, window, plane)
     rows, cols = shown.shape[:2]
@@ -202,6 +217,11 @@ def _picture(study: Study, index: int, window: Window | None, plane: str | None,
         size = (max_width, max(1, round(rows * max_width / cols)))
         image = np.asarray(Image.fromarray(shown).resize(size, Image.Resampling.BOX))
         scale = max_width / cols
+    if mask is not None:
+        # Drawn at the size shown, so outlines are `style.width` screen pixels wide.
+        visible = {s.number for s in mask.segments} - set(style.hidden)
+        image = draw(image, mask.view(index, plane), mask.segments, fill=style.fill,
+                     outline=style.outline, visible=visible, width=style.width)
     pixel_mm = None
     if view.spacing is not None and min(view.spacing) > 0:
         # `display` may resample to square pixels: measure against what it returned.

@@ -222,3 +222,27 @@ def agreement(ids: list[str], pairs: list[dict]) -> go.Figure:
     figure.update_yaxes(showticklabels=False, row=1, col=2)
     figure.update_layout(height=140 + 60 * len(ids), margin={"l": 10, "r": 10, "t": 30, "b": 10})
     return figure
+
+
+def slice_dice(per_slice: dict, current: int) -> go.Figure:
+    """Dice of each label on each slice (NaN where the truth slice is empty: no point), a
+    line per label, the slice shown marked; a click on a point picks its slice."""
+    figure = go.Figure()
+    for name, scores in per_slice.items():
+        x = list(range(1, len(scores.values) + 1))
+        figure.add_trace(go.Scatter(
+            x=x, y=scores.values, mode="lines+markers", name=name, marker={"size": 4},
+            line={"color": _rgb(scores.colour)} if getattr(scores, "colour", None) else None,
+            hovertemplate=f"{name}: slice %{{x}}, Dice %{{y:.3f}}<extra></extra>"))
+    figure.add_vline(x=current + 1, line={"color": "#90A4AE", "dash": "dot"})
+    figure.update_layout(
+        xaxis={"title": "slice (click a point to show it)"},
+        yaxis={"title": "Dice", "range": [0, 1.02]},
+        height=260, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+        legend={"orientation": "h", "y": 1.12, "x": 0},
+    )
+    return figure
+
+
+def _rgb(colour: tuple[int, int, int]) -> str:
+    return f"rgb({colour[0]}, {colour[1]}, {colour[2]})"

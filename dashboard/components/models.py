@@ -25,23 +25,24 @@ def uploaded() -> dict[str, Classifier]:
     return state.user_models()
 
 
-def available() -> dict[str, ModelCard]:
-    """Every model this session can use, built-in first, by id."""
+def available(task: str | None = "classification") -> dict[str, ModelCard]:
+    """The models this session can use for `task` (None: every model), built-in first,
+    by id."""
     out = {c.id: c for c in models.cards()}
     out.update({i: c.card for i, c in uploaded().items()})
-    return out
+    return {i: c for i, c in out.items() if task is None or c.task == task}
 
 
 def describe(model_id: str) -> str:
     """'id — purpose', for pickers wide enough to show it whole."""
-    c = available()[model_id]
+    c = available(None)[model_id]
     return f"{c.id} — {c.purpose}"
 
 
 def purpose(model_id: str) -> str:
     """What the model does, in words: the caption under a picker that shows ids only
     (a sidebar box cuts anything longer than an id)."""
-    return available()[model_id].purpose
+    return available(None)[model_id].purpose
 
 
 def classifier_for(model_id: str, method: str | None = None) -> Classifier:

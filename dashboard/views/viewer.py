@@ -1,4 +1,6 @@
-"""Viewer: open a study, window it, scroll it, read its tags, and send an image to Explain."""
+"""Viewer: open a study, window it, scroll it, read its tags, lay a mask over it (NIfTI,
+DICOM SEG or PNG: fill and outline per segment, its volumes), and send an image to
+Explain."""
 
 import hashlib
 import secrets
@@ -7,10 +9,11 @@ import streamlit as st
 
 from core.studies import Study, StudyError
 from core.studies import viewing as viewer
+from core.studies.masks import LabelMap, fit, read_labels
 from core.studies.windows import Window
 from dashboard import state
 from dashboard.components.text import literal, show_error
-from dashboard.components.widgets import which_image
+from dashboard.components.widgets import mask_style, which_image
 
 SOURCES = ["Built-in example", "Upload files"]
 
@@ -41,6 +44,22 @@ def uploaded(files: list) -> viewer.Uploads:
     return opened
 
 
+def mask_of(token: str, study: Study) -> tuple[LabelMap | None, viewer.MaskStyle]:
+    """A label map the user gives for this study (NIfTI, DICOM SEG or PNG), checked
+    against the study's geometry, and how to draw it; (None, default) without one."""
+    st.subheader("Mask")
+    upload = st.file_uploader("A mask of this study (NIfTI, DICOM SEG or PNG)",
+                              key=f"viewer_mask_{token}")
+    if upload is None:
+        return None, viewer.MaskStyle()
+    try:
+        mask = fit(read_labels(upload.name, upload.getvalue(), name=upload.name), study)
+    except StudyError as error:
+        show_error(error)  # the study stays shown; another file can be tried
+        return None, viewer.MaskStyle()
+    return mask, mask_style(mask.segments, f"viewer_mask_{token}")
+
+
 def show(token: str, study: Study) -> None:
     """The study's picture, window controls and tags; any text from the file is drawn
     literally (`literal`), and what cannot be shown raises StudyError."""
@@ -65,8 +84,9 @@ def show(token: str, study: Study) -> None:
             st.caption(f"Window used: **{literal(window.describe(study.units))}**")
         else:
             st.caption("Colour image: shown as stored, no window.")
+        mask, style = mask_of(token, study)
 
-    pic = viewer.picture(study, index, window, plane)
+    pic = viewer.picture(study, index, window, plane, mask=mask, style=style)
     image_col, info_col = st.columns([3, 2])
     with image_col:
         shown_as = window.describe(study.units) if window else "colour, as stored"
@@ -83,6 +103,18 @@ def show(token: str, study: Study) -> None:
             st.switch_page("views/explain.py")
 
     with info_col:
+        if mask is not None:
+            st.subheader("Mask")
+            st.caption(f"{literal(mask.name)} · {literal(mask.source)} · "
+                       f"{len(mask.segments)} segment(s)")
+            measured = mask.volumes_ml()
+            if measured:
+                st.dataframe([{"segment": name, "volume (mL)": round(ml, 2)}
+                              for name, ml in measured.items()], hide_index=True)
+            else:
+                st.caption("Pixel spacing unknown: volumes cannot be measured.")
+            for note in mask.notes:
+                st.info(literal(note), icon=":material/info:")
         st.subheader("Study")
         st.caption(literal(viewer.summary(study)))
         for note in study.notes:

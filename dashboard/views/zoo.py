@@ -88,7 +88,7 @@ with st.expander("Add your own model", icon=":material/upload_file:"):
     session_models.upload_form()
 
 # Read after the form, so a model added just now has its card below.
-available = session_models.available()
+available = session_models.available(task=None)
 builtin = sum(c.builtin for c in available.values())
 st.markdown(f"{builtin} built-in models" + (f" and {len(available) - builtin} of yours"
                                            if len(available) > builtin else "")

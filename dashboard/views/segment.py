@@ -1,0 +1,209 @@
+"""Segment: a segmentation model's mask of a study, drawn as a viewer draws segments (fill
+and outline per label, in all three planes), each label's volume, the comparison with a
+ground truth (Dice, IoU, HD95, per slice), and Seg-Grad-CAM: why the model drew a label
+where it did.
+
+The mask of a whole volume is one job, computed once per model and study and kept:
+scrolling, another plane or other colours only redraw it."""
+
+import streamlit as st
+from core.segment.explain import REGIONS, region_methods, segmentation_layers
+from core.segment.metrics import compare, slice_scores
+
+from core import models
+from core.explain import ExplainError
+from core.jobs import explain_region_job, segment_job
+from core.segment import data as volumes
+from core.segment.run import model_plane
+from core.studies import StudyError, open_study
+from core.studies import viewing as viewer
+from core.studies.masks import fit, read_labels
+from dashboard import state
+from dashboard.components import charts, jobs
+from dashboard.components.models import available, classifier_for, purpose
+from dashboard.components.text import literal, show_error
+from dashboard.components.widgets import mask_style, which_image
+
+SOURCES = ["Built-in volume", "Upload"]
+EXPECTED = (ExplainError, models.ModelError)
+
+st.title("Segment")
+st.caption("Research and teaching; not for diagnosis.")
+
+by_id = available("segmentation")
+if not by_id:
+    st.info("No segmentation model is installed.", icon=":material/info:")
+    st.stop()
+
+study = truth = None
+token = "none"
+errors: list[str] = []
+with st.sidebar:
+    model_id = st.selectbox("Model", list(by_id), **state.kept("segment_model"))
+    st.caption(literal(purpose(model_id)))
+    card = by_id[model_id]
+    source = st.radio("Study", SOURCES, horizontal=True, **state.kept("segment_source"))
+    try:
+        if source == SOURCES[0]:
+            offered = volumes.samples()
+            names = [s.name for s in offered]
+            own = [i for i, s in enumerate(offered) if s.model == model_id]
+            chosen = st.selectbox("Volume", range(len(offered)), format_func=names.__getitem__,
+                                  index=own[0] if own else 0,
+                                  key=f"segment_sample_{model_id}")
+            sample = offered[chosen]
+            with st.spinner("Reading the volume…"):
+                study, truth = sample.study, sample.truth
+            token = f"sample-{chosen}"
+            st.caption(literal(sample.description))
+        else:
+            upload = st.file_uploader("Study: DICOM, NIfTI, PNG or a zip of a series",
+                                      key="segment_upload")
+            mask_upload = st.file_uploader("Ground truth (optional): NIfTI, DICOM SEG or PNG",
+                                           key="segment_truth_upload")
+            if upload is not None:
+                study = open_study(upload.getvalue(), name=upload.name)
+                token = f"upload-{upload.file_id}"
+                if mask_upload is not None:
+                    truth = fit(read_labels(mask_upload.name, mask_upload.getvalue(),
+                                            name=mask_upload.name), study)
+    except (StudyError, models.ModelError) as error:
+        errors.append(str(error))
+
+for error in errors:
+    show_error(error)
+if study is None:
+    if not errors:
+        st.info("Choose a volume or upload a study in the sidebar.",
+                icon=":material/arrow_back:")
+    st.stop()
+
+with st.sidebar:
+    plane, index = which_image(study, f"segment_{token}")
+
+try:
+    with st.spinner(f"Loading {literal(model_id)}…"):
+        segmenter = classifier_for(model_id)
+    # The whole volume, in the plane the model was trained in: one job, kept.
+    handle = jobs.submit(segment_job(segmenter, study, model_plane(card, study)))
+except (StudyError, models.ModelError) as error:
+    show_error(error)
+    st.stop()
+
+result = jobs.show(handle, f"Segmenting {study.name} with {model_id}", EXPECTED,
+                   key="segment")
+if result is None:
+    st.stop()
+
+mask = result.mask
+with st.sidebar:
+    st.subheader("Masks")
+    style = mask_style(mask.segments, f"segment_{model_id}")
+
+try:
+    window = card.window_for(study)
+    columns = st.columns(2 if truth is not None else [3, 2])
+    with columns[0]:
+        pic = viewer.picture(study, index, window, plane, mask=mask, style=style)
+        st.image(viewer.png(pic.image), output_format="PNG", width="stretch",
+                 caption=f"{literal(model_id)}'s mask · {pic.view.label}")
+    if truth is not None:
+        with columns[1]:
+            truth_pic = viewer.picture(study, index, window, plane, mask=truth, style=style)
+            st.image(viewer.png(truth_pic.image), output_format="PNG", width="stretch",
+                     caption=f"Ground truth ({literal(truth.name)}) · {pic.view.label}")
+    st.caption(viewer.spacing_caption(pic, study))
+except StudyError as error:
+    show_error(error)
+    st.stop()
+
+legend = " · ".join(
+    f"<span style='color:rgb{segment.colour}'>■</span> {literal(segment.name)}"
+    for segment in mask.segments)
+st.markdown(legend, unsafe_allow_html=True)
+
+volumes_ml = result.volumes_ml()
+truth_ml = truth.volumes_ml() if truth is not None else {}
+rows = [{"label": name, "model (mL)": round(ml, 2),
+         **({"ground truth (mL)": round(truth_ml.get(name, 0.0), 2)} if truth else {})}
+        for name, ml in volumes_ml.items()]
+with (columns[1] if truth is None else st.container()):
+    st.subheader("Volumes")
+    if rows:
+        st.dataframe(rows, hide_index=True, width="stretch")
+    else:
+        st.caption("Pixel spacing unknown: volumes cannot be measured.")
+    st.caption(f"{len(result.indices)} {'slices' if result.plane else 'images'} "
+               f"({result.plane or 'as stored'}) in {result.seconds:.1f} s.")
+    with st.expander("What the model was given"):
+        for step in result.steps:
+            st.markdown(f"- {literal(step)}")
+
+if truth is not None:
+    st.subheader("Against the ground truth")
+    scored = compare(mask, truth)
+    st.dataframe(
+        [{"label": name, "Dice": scored.dice[name], "IoU": scored.iou[name],
+          "HD95 (mm)": scored.hd95_mm[name]} for name in scored.labels],
+        hide_index=True, width="stretch",
+        column_config={"Dice": st.column_config.NumberColumn(format="%.3f"),
+                       "IoU": st.column_config.NumberColumn(format="%.3f"),
+                       "HD95 (mm)": st.column_config.NumberColumn(format="%.2f")})
+    st.caption(literal(scored.convention))
+    view_plane = plane
+    per_slice = slice_scores(mask, truth, view_plane)
+    clicked = st.plotly_chart(charts.slice_dice(per_slice, index),
+                              on_select="rerun", selection_mode="points",
+                              key=f"segment_slices_{token}_{view_plane}")
+    picked = clicked.selection.points[0]["x"] if clicked and clicked.selection.points else None
+    worst = {name: scores.worst for name, scores in per_slice.items()}
+    jump = st.columns(len(worst) or 1)
+    for column, (name, slice_index) in zip(jump, worst.items(), strict=False):
+        if slice_index is not None and column.button(
+                f"Worst {name} slice ({slice_index + 1})", key=f"segment_worst_{name}"):
+            picked = slice_index + 1
+    if picked is not None:
+        st.session_state[f"segment_{token}_index_{plane}"] = int(picked)
+        st.rerun()
+
+st.subheader("Why: Seg-Grad-CAM")
+st.caption("The map of what raised one label's score over a region (Vinogradova et al. "
+           "2020): the sum of the label's logits over the region, explained like a class.")
+if plane != result.plane and result.plane is not None:
+    st.info(f"The model works on {result.plane} slices: switch to the {result.plane} plane "
+            "to explain one.", icon=":material/info:")
+    st.stop()
+keras_model = segmenter.keras_model
+if keras_model is None:
+    st.info("Explaining needs a Keras model (this one runs on ONNX).", icon=":material/info:")
+    st.stop()
+left, right = st.columns(2)
+with left:
+    labels = [s.name for s in mask.segments]
+    label = st.selectbox("Label", labels, key=f"segment_label_{model_id}")
+    region = st.radio("Region", list(REGIONS), horizontal=True, key="segment_region",
+                      format_func=REGIONS.get)
+    box = None
+    if region == "box":
+        rows_, cols_ = study.view(index, plane).values.shape[:2]
+        x0, y0, x1, y1 = (st.number_input(n, 0, size, default, key=f"segment_box_{n}")
+                          for n, size, default in (("x0", cols_, cols_ // 4),
+                                                   ("y0", rows_, rows_ // 4),
+                                                   ("x1", cols_, 3 * cols_ // 4),
+                                                   ("y1", rows_, 3 * rows_ // 4)))
+        box = (x0, y0, x1, y1)
+    layer = st.selectbox("Layer", segmentation_layers(keras_model), key=f"segment_layer_{model_id}",
+                         help="The bottleneck first: the paper found it most telling.")
+    method = st.selectbox("Method", region_methods(), key="segment_method")
+model_input = card.prepare(study, frame=index, plane=plane)
+explained = jobs.submit(explain_region_job(segmenter, model_input, method,
+                                           card.labels.index(label), region, box, layer))
+with right:
+    outcome = jobs.show(explained, f"{method} of {label}", EXPECTED, key="segment_explain")
+    if outcome is not None:
+        st.image(viewer.png(outcome.overlay(study.display(index, window, plane))),
+                 output_format="PNG", width="stretch",
+                 caption=f"{literal(outcome.title)} · {literal(label)} over "
+                         f"{literal(REGIONS[region])} · layer {literal(layer)}")
+        if truth is not None or mask is not None:
+            st.caption(literal(outcome.localisation_text(truth or mask, label, index, plane)))
