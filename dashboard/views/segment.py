@@ -105,8 +105,9 @@ try:
     columns = st.columns(2 if truth is not None else [3, 2])
     with columns[0]:
         pic = viewer.picture(study, index, window, plane, mask=mask, style=style)
-        st.image(viewer.png(pic.image), output_format="PNG", width="stretch",
-                 caption=f"{literal(model_id)}'s mask · {pic.view.label}")
+        with st.container(key="segment_image"):
+            st.image(viewer.png(pic.image), output_format="PNG", width="stretch",
+                     caption=f"{literal(model_id)}'s mask · {pic.view.label}")
     if truth is not None:
         with columns[1]:
             truth_pic = viewer.picture(study, index, window, plane, mask=truth, style=style)

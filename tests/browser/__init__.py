@@ -267,10 +267,10 @@ def model_device(page: Page) -> str:
 
 # Truthy (ms since the option was picked) once the Viewer shows an image other than
 # `previous` (its src), laid out and decoded.
-_VIEWER_IMAGE_READY = """(previous) => {
+_VIEWER_IMAGE_READY = """([previous, key]) => {
   const timer = window.__medlens;
   if (!timer || timer.t0 === null) return false;
-  for (const img of document.querySelectorAll('.st-key-viewer_image [data-testid="stImage"] img')) {
+  for (const img of document.querySelectorAll(`.st-key-${key} [data-testid="stImage"] img`)) {
     if (img.getAttribute('src') !== previous && img.complete && img.naturalWidth > 0
         && img.getBoundingClientRect().width > 0) {
       return Math.max(performance.now() - timer.t0, 0.001);
@@ -319,9 +319,18 @@ def open_viewer(browser: Browser, url: str) -> Page:
     return page
 
 
-def viewer_image(page: Page) -> Locator:
-    """The Viewer's picture (<img>)."""
-    return page.locator(".st-key-viewer_image").get_by_test_id("stImage").locator("img")
+def viewer_image(page: Page, key: str = "viewer_image") -> Locator:
+    """The Viewer's picture (<img>), or the one in the container `key`."""
+    return page.locator(f".st-key-{key}").get_by_test_id("stImage").locator("img").first
+
+
+def press_timed(page: Page, target: Locator, key: str) -> None:
+    """Press `key` on `target` (a slider's thumb: ArrowRight is the next slice) with the
+    in-page timer started at the press."""
+    page.evaluate(_ARM_CLICK_TIMER)
+    target.focus()
+    page.evaluate("() => { window.__medlens.t0 = performance.now(); }")
+    page.keyboard.press(key)
 
 
 def viewer_caption(page: Page) -> str:
@@ -330,12 +339,15 @@ def viewer_caption(page: Page) -> str:
 
 
 def wait_for_viewer_image(page: Page, previous: str | None,
-                          timeout_s: float = HEALTH_TIMEOUT_S) -> float:
-    """Wait until the Viewer shows an image whose src is not `previous`, decoded.
+                          timeout_s: float = HEALTH_TIMEOUT_S, key: str = "viewer_image"
+                          ) -> float:
+    """Wait until the picture in the container `key` (the Viewer's, or the Segment
+    page's "segment_image") has a src that is not `previous`, decoded.
 
-    Returns the seconds from the option's click to that moment, timed in the browser.
+    Returns the seconds from the option's click (or the key press `press_timed` sent) to
+    that moment, timed in the browser.
     """
-    ready = page.wait_for_function(_VIEWER_IMAGE_READY, arg=previous, polling="raf",
+    ready = page.wait_for_function(_VIEWER_IMAGE_READY, arg=[previous, key], polling="raf",
                                    timeout=timeout_s * 1000)
     return float(ready.json_value()) / 1000
 
