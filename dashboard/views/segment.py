@@ -8,12 +8,12 @@ scrolling, another plane or other colours only redraw it."""
 
 import streamlit as st
 from core.segment.explain import REGIONS, region_methods, segmentation_layers
-from core.segment.metrics import compare, slice_scores
 
 from core import models
 from core.explain import ExplainError
 from core.jobs import explain_region_job, segment_job
 from core.segment import data as volumes
+from core.segment.metrics import compare, slice_scores
 from core.segment.run import model_plane
 from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
