@@ -25,6 +25,7 @@ from core.cli.common import (
     read_study,
 )
 from core.studies import Study, StudyError, Window, one_line
+from core.studies.masks import seg_summary
 from core.studies.study import printable
 
 
@@ -86,9 +87,34 @@ def study_info(path: str, study: Study) -> dict[str, Any]:
     }
 
 
+def seg_info(path: str) -> dict[str, Any] | None:
+    """What `studies info` says of a DICOM SEG (a label map, not a study): its segments
+    and their frames, from the header; None when `path` is no SEG file."""
+    file = Path(path)
+    try:
+        if not file.is_file():
+            return None
+        data = file.read_bytes()
+        summary = seg_summary(data, path)
+    except (OSError, StudyError):
+        return None
+    return {"path": path, "format": "dicom-seg", **summary}
+
+
+def _seg_line(f: dict[str, Any]) -> str:
+    segments = "; ".join(
+        f"{s['number']} {printable(s['label']) or '(no label)'}"
+        + (f" rgb({','.join(map(str, s['colour']))})" if s["colour"] else "")
+        + f" in {s['frames']} frame(s)" for s in f["segments"])
+    return (f"{printable(f['path'])}: DICOM SEG {f['segmentation_type']} {f['frames']} "
+            f"frame(s) of {f['columns']}x{f['rows']}; segments: {segments or 'none'}")
+
+
 def _info_line(f: dict[str, Any]) -> str:
     if "error" in f:
         return f["error"]  # it names the file already
+    if f["format"] == "dicom-seg":
+        return _seg_line(f)
     parts = [f["format"], f["modality"] or "", "x".join(map(str, f["shape"])),
              f["dtype"], f["photometric"]]
     if f["samples_per_pixel"] > 1:
@@ -113,6 +139,10 @@ def studies_info(args: argparse.Namespace) -> int:
             found.append(study_info(path, read_study(path)))
             continue
         except StudyError as exc:
+            seg = seg_info(path)
+            if seg is not None:
+                found.append(seg)
+                continue
             failed += 1
             message = str(exc)
         except Exception as exc:  # a bug: still an entry, so the good paths are printed

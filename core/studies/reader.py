@@ -17,8 +17,14 @@ from contextvars import ContextVar
 from pathlib import Path
 
 from core.studies.archives import check_count, read_folder, read_zip
+from core.studies.dicom import (
+    SEG_SOP_CLASS,
+    _require_image,
+    _study_from_file,
+    parse,
+    read_series,
+)
 from core.studies.dicom import declared_bytes as dicom_declared_bytes
-from core.studies.dicom import read_dicom, read_series
 from core.studies.nifti import HEAD, gunzip, is_gzip, is_nifti, read_nifti
 from core.studies.nifti import declared_bytes as nifti_declared_bytes
 from core.studies.pictures import read_picture
@@ -81,6 +87,24 @@ def _gzip(data: bytes, name: str) -> Study:
         _depth.reset(token)
 
 
+def is_seg(ds) -> bool:
+    """Whether a parsed DICOM dataset is a Segmentation (SEG): a label map, not a study."""
+    return str(ds.get("SOPClassUID", "")) == SEG_SOP_CLASS or ds.get("Modality") == "SEG"
+
+
+def _dicom(data: bytes, name: str) -> Study:
+    """One DICOM file; a SEG is named for what it is: a mask to open over its study."""
+    ds = parse(data, name)
+    if is_seg(ds):
+        segments = [str(s.get("SegmentLabel", "?")) for s in ds.get("SegmentSequence", [])]
+        frames = ds.get("NumberOfFrames") or 1
+        raise StudyError(
+            f"{name}: a DICOM Segmentation (SEG) of {frames} frame(s), segments: "
+            f"{', '.join(segments) or 'none'}; a label map: open it as a mask over its study")
+    _require_image(ds, name)
+    return _study_from_file(ds, name)
+
+
 def _is_picture(data: bytes) -> bool:
     return data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff"))
 
@@ -96,7 +120,7 @@ READERS: tuple[tuple[Callable[[bytes], bool], Callable[[bytes, str], Study]], ..
     (_is_zip, _zip),
     (is_gzip, _gzip),
     (is_nifti, read_nifti),
-    (lambda data: True, read_dicom),
+    (lambda data: True, _dicom),
 )
 
 

@@ -323,18 +323,8 @@ class Study:
         if plane is None:
             label = f"frame {index + 1} of {count}" if count > 1 else "image"
             return View(self.pixels[index], self.pixel_spacing, None, index, count, label)
-        volume, (sz, sy, sx) = self._canonical
+        values, spacing = cut(*self._canonical, plane, index)
         known = self.pixel_spacing is not None  # else the affine is only index order
-        # Canonical axes: 0 inferior->superior, 1 anterior->posterior, 2 right->left, so
-        # axial images have the patient's right on the viewer's left and anterior at the
-        # top; coronal and sagittal are flipped so superior is at the top.
-        spacing: tuple[float, float] | None
-        if plane == "axial":
-            values, spacing = volume[index], (sy, sx)
-        elif plane == "coronal":
-            values, spacing = volume[::-1, index, :], (sz, sx)
-        else:
-            values, spacing = volume[::-1, :, index], (sz, sy)
         label = f"{plane} {index + 1} of {count}"
         return View(values, spacing if known else None, plane, index, count, label)
 
@@ -402,14 +392,14 @@ class Study:
         return auto_window(self.pixels, low, high)
 
 
-def to_canonical(pixels: np.ndarray, affine: np.ndarray
-                 ) -> tuple[np.ndarray, tuple[float, float, float]]:
-    """Reorder a (slice, row, col) volume to (inferior->superior, anterior->posterior,
-    right->left), the orientation from which radiological views are cut.
+def canonical_axes(affine: np.ndarray) -> tuple[tuple[int, ...], list[int],
+                                                 tuple[float, float, float]]:
+    """How a (slice, row, col) volume with this affine is reordered to (inferior->superior,
+    anterior->posterior, right->left): the array axes to flip, then the transpose order,
+    and the canonical (z, y, x) spacing in mm.
 
     Each array axis is assigned to the patient axis its direction is closest to (oblique
-    volumes are shown along their nearest orthogonal planes, not resampled). Returns the
-    volume (a view, not a copy) and its (z, y, x) spacing in mm.
+    volumes are shown along their nearest orthogonal planes, not resampled).
     """
     # Array axis 0 is the slice index (affine column 2), 1 the row (column 1), 2 the column.
     directions = [affine[:3, 2], affine[:3, 1], affine[:3, 0]]
@@ -419,15 +409,55 @@ def to_canonical(pixels: np.ndarray, affine: np.ndarray
         array_axis, lps = divmod(int(flat), 3)
         if patient_axis[array_axis] < 0 and lps not in patient_axis:
             patient_axis[array_axis] = lps
-    volume = pixels
-    flips = [axis for axis in range(3) if directions[axis][patient_axis[axis]] < 0]
-    if flips:
-        volume = np.flip(volume, axis=tuple(flips))
+    flips = tuple(axis for axis in range(3) if directions[axis][patient_axis[axis]] < 0)
     # Target order (LPS z, y, x): superior, posterior, left increasing.
     order = [patient_axis.index(lps) for lps in (2, 1, 0)]
-    volume = np.transpose(volume, order)
     spacing = tuple(float(np.linalg.norm(directions[axis])) for axis in order)
-    return volume, spacing  # type: ignore[return-value]
+    return flips, order, spacing  # type: ignore[return-value]
+
+
+def to_canonical(pixels: np.ndarray, affine: np.ndarray
+                 ) -> tuple[np.ndarray, tuple[float, float, float]]:
+    """Reorder a (slice, row, col) volume to (inferior->superior, anterior->posterior,
+    right->left), the orientation from which radiological views are cut
+    (`canonical_axes`). Returns the volume (a view, not a copy) and its (z, y, x) spacing
+    in mm."""
+    flips, order, spacing = canonical_axes(affine)
+    volume = np.flip(pixels, axis=flips) if flips else pixels
+    return np.transpose(volume, order), spacing
+
+
+def from_canonical(volume: np.ndarray, affine: np.ndarray) -> np.ndarray:
+    """The inverse of `to_canonical`: a canonical (z, y, x) volume back to the stored
+    (slice, row, col) layout of a volume with this affine (a view, not a copy)."""
+    flips, order, _ = canonical_axes(affine)
+    stored = np.transpose(volume, np.argsort(order))
+    return np.flip(stored, axis=flips) if flips else stored
+
+
+def cut(volume: np.ndarray, spacing: tuple[float, float, float], plane: str, index: int
+        ) -> tuple[np.ndarray, tuple[float, float]]:
+    """One radiological image of a canonical volume (`to_canonical`) and its (row, col)
+    spacing: the same cut for a study's pixels and a label map's labels."""
+    sz, sy, sx = spacing
+    # Canonical axes: 0 inferior->superior, 1 anterior->posterior, 2 right->left, so
+    # axial images have the patient's right on the viewer's left and anterior at the
+    # top; coronal and sagittal are flipped so superior is at the top.
+    if plane == "axial":
+        return volume[index], (sy, sx)
+    if plane == "coronal":
+        return volume[::-1, index, :], (sz, sx)
+    return volume[::-1, :, index], (sz, sy)
+
+
+def uncut(images: np.ndarray, plane: str) -> np.ndarray:
+    """The inverse of `cut` over every index: a stack of (count(plane), h, w) images as
+    `cut` gives them, back to the canonical (z, y, x) volume (a view, not a copy)."""
+    if plane == "axial":
+        return images
+    if plane == "coronal":  # images[y] = volume[::-1, y, :]
+        return np.transpose(images[:, ::-1, :], (1, 0, 2))
+    return np.transpose(images[:, ::-1, :], (1, 2, 0))  # images[x] = volume[::-1, :, x]
 
 
 def true_aspect(image: np.ndarray, spacing: tuple[float, float] | None,
