@@ -323,15 +323,39 @@ def card_facts(card: ModelCard) -> dict[str, str]:
     if card.metadata is not None:
         facts["Metadata"] = (f"a second input of {card.metadata.width} values: "
                              + "; ".join(_field_words(f) for f in card.metadata.fields))
-    facts |= {
-        "Architecture": card.architecture,
-        "Source": "; ".join(p for p in (
+    if "package" in source:
+        origin = "; ".join(p for p in (
             where, source.get("file", ""), f"sha256 {source.get('sha256', '')}",
             f"author {source.get('author') or 'not stated'}",
-            f"reported: {source.get('reported') or 'none'}") if p),
+            f"reported: {source.get('reported') or 'none'}") if p)
+    else:  # trained in MedLens: the data, the split and the seed say what it learnt
+        origin = "; ".join(p for p in (
+            card.origin, source.get("file", ""), f"sha256 {source.get('sha256', '')}",
+            f"data: {source.get('data', 'not stated')}",
+            f"split: {source.get('split', 'not stated')}",
+            f"seed {source.get('seed', 'not stated')}",
+            f"re-train: {source['command']}" if source.get("command") else "") if p)
+    facts |= {
+        "Architecture": card.architecture,
+        "Source": origin,
         "Runtimes": ", ".join(f"{r} (default)" if r == card.runtime else r
                               for r in card.runtimes),
+        **({"Plane": f"{card.plane} slices"} if card.plane else {}),
+        **({"Held-out": held_out(card.evaluation)} if card.evaluation else {}),
         "Licence": card.license,
         "Intended use": card.intended_use,
     }
     return facts
+
+
+def held_out(evaluation: dict) -> str:
+    """A segmentation card's held-out figures in one line: Dice, IoU and HD95 per label."""
+    scores = evaluation.get("held_out", {})
+    parts = []
+    for label in scores.get("dice", {}):
+        hd = scores.get("hd95_mm", {}).get(label)
+        parts.append(f"{label}: Dice {scores['dice'][label]:.3f}, "
+                     f"IoU {scores.get('iou', {}).get(label, float('nan')):.3f}"
+                     + (f", HD95 {hd:.2f} mm" if isinstance(hd, int | float) else ""))
+    where = f" ({evaluation['slices']})" if isinstance(evaluation.get("slices"), str) else ""
+    return "; ".join(parts) + where

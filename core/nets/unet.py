@@ -17,11 +17,13 @@ BOTTLENECK = "bottleneck_conv2"
 
 
 def unet(input_shape: tuple[int, int, int], labels: int, filters: int = 16, depth: int = 3,
-         dropout: float = 0.0, name: str = "unet") -> Any:
+         dropout: float = 0.0, name: str = "unet", batch_norm: bool = True) -> Any:
     """A 2-D U-Net: `depth` conv-conv-pool blocks of `filters` x 2^level channels, a
     bottleneck, `depth` upsample-concatenate-conv-conv blocks, and a 1x1 head: softmax
     over `labels` channels (labels >= 2; label 0 is background), or one sigmoid unit for
-    `labels == 1`. Height and width must be multiples of 2^depth."""
+    `labels == 1`. Height and width must be multiples of 2^depth. `batch_norm=False`
+    leaves out the batch normalisation (a model trained for a few steps on a handful of
+    slices: its running statistics would not have settled)."""
     import keras
     from keras import layers
 
@@ -32,9 +34,10 @@ def unet(input_shape: tuple[int, int, int], labels: int, filters: int = 16, dept
 
     def block(x: Any, channels: int, prefix: str) -> Any:
         for i in (1, 2):
-            x = layers.Conv2D(channels, 3, padding="same", use_bias=False,
+            x = layers.Conv2D(channels, 3, padding="same", use_bias=not batch_norm,
                               name=f"{prefix}_conv{i}_linear")(x)
-            x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
+            if batch_norm:
+                x = layers.BatchNormalization(name=f"{prefix}_bn{i}")(x)
             x = layers.Activation("relu", name=f"{prefix}_conv{i}")(x)
         return x
 
