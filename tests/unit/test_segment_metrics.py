@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 from scipy.spatial.distance import cdist
 
 from core.segment.metrics import CONVENTION, compare, dice, hd95, iou, per_slice_dice, surface
@@ -86,6 +87,20 @@ def test_hd95_matches_all_pairs_of_surface_voxels(seed):
     spacing = (3.0, 0.7, 1.1)[-len(shape):]
     pred, truth = blob(rng, shape), blob(rng, shape)
     assert hd95(pred, truth, spacing) == pytest.approx(brute_hd95(pred, truth, spacing))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hd95_equals_the_distance_transform_form(seed):
+    # Older MONAI: distance_transform_edt(~surface, sampling=spacing) read at the other
+    # surface. The k-d tree must give the same distances.
+    rng = np.random.default_rng(10 + seed)
+    shape, spacing = (10, 16, 18), (2.5, 0.6, 0.9)
+    pred, truth = blob(rng, shape), blob(rng, shape)
+    sp, st_ = surface(pred), surface(truth)
+    to_truth = ndimage.distance_transform_edt(~st_, sampling=spacing)[sp]
+    to_pred = ndimage.distance_transform_edt(~sp, sampling=spacing)[st_]
+    expected = max(np.percentile(to_truth, 95), np.percentile(to_pred, 95))
+    assert hd95(pred, truth, spacing) == pytest.approx(expected)
 
 
 def test_hd95_is_not_the_percentile_of_pooled_distances():
