@@ -16,8 +16,11 @@ Hausdorff distance (HD95), per label and per slice, with MONAI's conventions.
 Empty masks, as MONAI's defaults (MONAI 1.6.1 source):
 - Dice and IoU (`DiceMetric`/`MeanIoU`, ignore_empty=True): an empty truth gives NaN
   whatever the prediction; an empty prediction of a non-empty truth gives 0.
-- HD95 (`compute_hausdorff_distance`): both empty gives NaN (no surface distances); one
-  empty and the other not gives inf.
+- HD95 (`compute_hausdorff_distance(percentile=95)`): NaN when either mask is empty.
+  MONAI's surface distances are inf when only one mask is empty, but the percentile of
+  infinities interpolates inf - inf (torch.quantile, as np.percentile): MONAI 1.6.1
+  returns NaN there, checked by bench/monai_agreement.py (only its plain Hausdorff
+  distance, percentile=None, returns inf). The missed label shows as Dice 0.
 NaN is "undefined": left out of every mean.
 
 The background (label 0) is never scored here: the named segments are. MONAI's
@@ -41,10 +44,10 @@ from core.studies.study import StudyError
 
 # The one sentence pages and the CLI print beside the numbers.
 CONVENTION = (
-    "Per named label, background excluded; MONAI's conventions: an empty ground truth "
-    "gives no Dice or IoU (NaN, ignore_empty=True, left out of means), an empty prediction "
-    "of a present label gives Dice 0; HD95 is the larger of the two directed 95th "
-    "percentiles of surface distances in mm, inf when only one mask is empty, NaN when both are."
+    "Per named label, background excluded, as MONAI computes them: an empty ground truth "
+    "gives no Dice or IoU (NaN, ignore_empty=True, left out of means) and a missed label "
+    "Dice 0; HD95 is the larger of the two directed 95th percentiles of surface distances "
+    "in mm, undefined (NaN) when either mask is empty."
 )
 PERCENTILE = 95.0
 # Two label maps' spacings may differ by rounding (a NIfTI's float32 header), not more.
@@ -86,15 +89,12 @@ def hd95(pred: np.ndarray, truth: np.ndarray, spacing: Sequence[float] | None = 
     """HD95 in mm of two boolean masks (2-D or 3-D): max(P95 d(∂P→∂T), P95 d(∂T→∂P)).
 
     `spacing`: the distance between neighbours along each array axis, in mm (None: 1).
-    NaN when both masks are empty, inf when only one is (MONAI's values)."""
+    NaN when either mask is empty (MONAI's value)."""
     pred, truth = _pair(pred, truth)
     if spacing is not None and len(spacing) != pred.ndim:
         raise ValueError(f"{len(spacing)} spacings for a {pred.ndim}-D mask")
-    has_pred, has_truth = bool(pred.any()), bool(truth.any())
-    if not has_pred and not has_truth:
+    if not (pred.any() and truth.any()):
         return math.nan
-    if has_pred != has_truth:
-        return math.inf
     # Only the union's bounding box matters (every surface voxel lies in it); a margin
     # of one keeps each surface's outside neighbours, as MONAI's crop does.
     where = np.nonzero(pred | truth)
@@ -125,8 +125,8 @@ def per_slice_dice(pred: np.ndarray, truth: np.ndarray) -> np.ndarray:
 
 
 def _number(value: float) -> float | str | None:
-    """A measure for JSON: NaN as null (undefined), inf as the string "inf" (one mask
-    empty: the distance is unbounded, which null would hide)."""
+    """A measure for JSON: NaN as null (undefined); inf (no measure here gives it, but no
+    value may break strict JSON) as the string "inf"."""
     if math.isnan(value):
         return None
     if math.isinf(value):
