@@ -36,6 +36,8 @@ from core.studies.study import (
 from core.studies.windows import VOILUT, Window, auto_window
 
 SEG_SOP_CLASS = "1.2.840.10008.5.1.4.1.1.66.4"
+# Pixel Data, Float and Double Float Pixel Data: not kept in a study's source headers.
+PIXEL_TAGS = frozenset({0x7FE00010, 0x7FE00008, 0x7FE00009})
 
 # What the viewer shows of a DICOM header: technical attributes only.
 DISPLAY_KEYWORDS = (
@@ -564,7 +566,23 @@ def _study_from_file(ds, name: str) -> Study:
         affine=affine,
         windows=tuple(windows),
         notes=tuple(notes + pixels.notes),
+        sources=(_header(ds),),  # last: what is shown above is read first
     )
+
+
+def _header(ds):
+    """What a Study keeps of a file it was read from (`Study.sources`): its dataset, once
+    decoded, without the pixel data and any other element still unread in the file's
+    bytes, and without those bytes (a 1000-file series keeps headers, not files)."""
+    from pydicom.dataelem import RawDataElement
+
+    for tag in list(ds.keys()):
+        raw = ds.get_item(tag, keep_deferred=True)
+        if tag in PIXEL_TAGS or (isinstance(raw, RawDataElement) and raw.value is None
+                                  and raw.length):
+            del ds[tag]
+    ds.buffer = None
+    return ds
 
 
 def _text(ds, keyword: str) -> str:
@@ -876,4 +894,5 @@ def _stack(chosen: list[tuple[str, Any]], name: str, notes: list[str]) -> Study:
         affine=affine,
         windows=tuple(windows),
         notes=tuple(notes),
+        sources=tuple(_header(ds) for ds in ordered),
     )

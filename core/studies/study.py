@@ -17,6 +17,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import numpy as np
 from PIL import Image
@@ -229,6 +230,10 @@ class Study:
     affine: np.ndarray | None = field(default=None, repr=False)
     windows: tuple[Window, ...] = ()  # every window or VOI LUT the file offers
     notes: tuple[str, ...] = ()  # what was done or skipped while reading
+    # The DICOM headers the pixels came from (pydicom datasets without pixel data), in
+    # `pixels`' slice order (one for a single or multi-frame file), so what is derived
+    # from the study (a DICOM SEG) can reference them. Never shown; () for other formats.
+    sources: tuple[Any, ...] = field(default=(), repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Notes carry names from the file (zip entries): each stays one printable line.

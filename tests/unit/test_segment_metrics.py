@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from scipy import ndimage
 from scipy.spatial.distance import cdist
 
 from core.segment.metrics import CONVENTION, compare, dice, hd95, iou, per_slice_dice, surface
@@ -57,12 +58,13 @@ def test_empty_masks_follow_monai():
     # Both empty: undefined everywhere.
     assert math.isnan(dice(empty, empty)) and math.isnan(iou(empty, empty))
     assert math.isnan(hd95(empty, empty, (1, 1)))
-    # A present label missed: Dice and IoU 0, HD95 unbounded.
+    # A present label missed: Dice and IoU 0; HD95 NaN (MONAI 1.6.1: the 95th percentile
+    # of infinite distances interpolates to NaN).
     assert dice(empty, some) == 0.0 and iou(empty, some) == 0.0
-    assert hd95(empty, some, (1, 1)) == math.inf
-    # An empty truth: Dice/IoU undefined (ignore_empty), HD95 inf (MONAI's value).
+    assert math.isnan(hd95(empty, some, (1, 1)))
+    # An empty truth: undefined (ignore_empty).
     assert math.isnan(dice(some, empty)) and math.isnan(iou(some, empty))
-    assert hd95(some, empty, (1, 1)) == math.inf
+    assert math.isnan(hd95(some, empty, (1, 1)))
 
 
 def brute_hd95(pred: np.ndarray, truth: np.ndarray, spacing) -> float:
@@ -86,6 +88,20 @@ def test_hd95_matches_all_pairs_of_surface_voxels(seed):
     spacing = (3.0, 0.7, 1.1)[-len(shape):]
     pred, truth = blob(rng, shape), blob(rng, shape)
     assert hd95(pred, truth, spacing) == pytest.approx(brute_hd95(pred, truth, spacing))
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_hd95_equals_the_distance_transform_form(seed):
+    # Older MONAI: distance_transform_edt(~surface, sampling=spacing) read at the other
+    # surface. The k-d tree must give the same distances.
+    rng = np.random.default_rng(10 + seed)
+    shape, spacing = (10, 16, 18), (2.5, 0.6, 0.9)
+    pred, truth = blob(rng, shape), blob(rng, shape)
+    sp, st_ = surface(pred), surface(truth)
+    to_truth = ndimage.distance_transform_edt(~st_, sampling=spacing)[sp]
+    to_pred = ndimage.distance_transform_edt(~sp, sampling=spacing)[st_]
+    expected = max(np.percentile(to_truth, 95), np.percentile(to_pred, 95))
+    assert hd95(pred, truth, spacing) == pytest.approx(expected)
 
 
 def test_hd95_is_not_the_percentile_of_pooled_distances():
@@ -137,7 +153,8 @@ def test_hd95_symmetric_and_zero_on_itself(a, b):
     assert h == hd95(b, a, (1.0, 2.0)) or (math.isnan(h) and math.isnan(hd95(b, a, (1.0, 2.0))))
     if a.any():
         assert hd95(a, a, (1.0, 2.0)) == 0.0
-        assert h >= 0.0
+    assert math.isnan(h) == (not (a.any() and b.any()))
+    assert math.isnan(h) or h >= 0.0
 
 
 def test_per_slice_dice_is_nan_where_the_truth_slice_is_empty():
@@ -188,12 +205,12 @@ def test_compare_matches_labels_by_name_not_number():
 def test_compare_json_is_strict_json():
     truth_labels = np.zeros((2, 6, 6), np.uint8)
     truth_labels[0, 1:3, 1:3] = 1
-    pred_labels = np.zeros_like(truth_labels)  # bone missed: Dice 0, HD95 inf
+    pred_labels = np.zeros_like(truth_labels)  # bone missed: Dice 0, HD95 undefined
     segs = (Segment(1, "Bone", (255, 255, 255)),)
     out = compare(labelmap(pred_labels, segs, "p"), labelmap(truth_labels, segs, "t")).to_dict()
     text = json.dumps(out, allow_nan=False)  # raises on NaN or inf
     back = json.loads(text)
-    assert back["dice"] == {"Bone": 0.0} and back["hd95_mm"] == {"Bone": "inf"}
+    assert back["dice"] == {"Bone": 0.0} and back["hd95_mm"] == {"Bone": None}
     assert back["per_slice_dice"]["Bone"] == [0.0, None]
     assert back["worst_slice"] == {"Bone": 0}
 
@@ -219,3 +236,13 @@ def test_compare_refuses_maps_that_do_not_fit_in_one_line():
     c = labelmap(np.zeros((2, 6, 6)), segs, "c.nii", spacing=(1.0, 1.0))
     with pytest.raises(StudyError, match="different voxel spacings"):
         compare(a, c)
+
+
+def test_to_dict_keeps_strict_json_for_any_value():
+    from core.segment.metrics import Comparison
+
+    odd = Comparison(("A",), {"A": math.nan}, {"A": 0.5}, {"A": math.inf},
+                     {"A": np.array([math.nan, 1.0])})
+    back = json.loads(json.dumps(odd.to_dict(), allow_nan=False))
+    assert back["dice"] == {"A": None} and back["hd95_mm"] == {"A": "inf"}
+    assert back["worst_slice"] == {"A": 1}
