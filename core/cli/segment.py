@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import numpy as np
+
 from core.cli.common import (
     BadInput,
     Parser,
@@ -19,6 +21,8 @@ from core.cli.common import (
     read_study,
     run_job,
 )
+from core.studies import Study
+from core.studies.masks import LabelMap, from_views
 
 
 def arguments(segment: Parser) -> None:
@@ -92,29 +96,35 @@ def segment_cmd(args: argparse.Namespace) -> int:
         written["overlay"] = str(write_png(picture, base.with_name(base.name + ".overlay.png")))
     payload = result.to_dict() | {"files": written}
     if truth is not None:
-        scored = compare(result.mask, restricted(truth, study, plane, indices))
-        payload |= {"dice": scored.dice, "iou": scored.iou, "hd95_mm": scored.hd95_mm,
-                    "convention": scored.convention}
-        payload = scored.json_safe(payload) if hasattr(scored, "json_safe") else payload
+        scored = compare(result.mask, restricted(truth, study, plane, indices)).to_dict()
+        payload |= {key: scored[key] for key in ("dice", "iou", "hd95_mm", "worst_slice",
+                                                 "unmatched", "convention")}
     lines = [f"{c.id} on {args.path}: {len(result.indices)} "
              f"{'slices' if plane else 'images'} in {result.seconds:.2f} s"]
     lines += [f"  {name}: {ml:.2f} mL" for name, ml in result.volumes_ml().items()]
     if truth is not None:
-        lines += [f"  {name}: Dice {payload['dice'][name]}, IoU {payload['iou'][name]}, "
-                  f"HD95 {payload['hd95_mm'][name]} mm" for name in payload["dice"]]
+        lines += [f"  {name}: Dice {shown(payload['dice'][name])}, IoU "
+                  f"{shown(payload['iou'][name])}, HD95 {shown(payload['hd95_mm'][name], 2)} mm"
+                  for name in payload["dice"]]
+        lines.append(f"  ({payload['convention']})")
     lines += [f"  wrote {path}" for path in written.values()]
     print_result(args, payload, "\n".join(lines))
     return 0
 
 
-def restricted(truth, study, plane: str | None, indices: list[int] | None):
+def shown(value: float | str | None, digits: int = 3) -> str:
+    """A measure as JSON holds it, in words: null is "undefined" (an empty truth)."""
+    if value is None:
+        return "undefined"
+    return value if isinstance(value, str) else f"{value:.{digits}f}"
+
+
+def restricted(truth: LabelMap, study: Study, plane: str | None,
+               indices: list[int] | None) -> LabelMap:
     """The ground truth on the slices the model was run on only (all when None), so a
     single slice is scored against its own truth, not the whole volume's."""
     if indices is None:
         return truth
-    import numpy as np
-
-    from core.studies.masks import from_views
 
     views = np.stack([truth.view(i, plane) if i in indices else
                       np.zeros_like(truth.view(i, plane)) for i in range(study.count(plane))])

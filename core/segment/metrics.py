@@ -246,3 +246,32 @@ def compare(pred: LabelMap, truth: LabelMap) -> Comparison:
         notes.append("not compared: " + ", ".join(f"{k} ({v})" for k, v in unmatched.items()))
     return Comparison(tuple(labels), dices, ious, hds, slices, unmatched, spacing,
                       CONVENTION, tuple(notes))
+
+
+@dataclass(frozen=True)
+class SliceScores:
+    """One label's Dice on each slice of a plane (NaN where the truth slice is empty),
+    the slice to look at first (the lowest Dice), and the label's colour."""
+
+    values: np.ndarray
+    worst: int | None
+    colour: tuple[int, int, int]
+
+
+def slice_scores(pred: LabelMap, truth: LabelMap, plane: str | None) -> dict[str, SliceScores]:
+    """Per-slice Dice of every label both maps name (matched by name, case-insensitive),
+    along the slices of `plane` as the viewer shows them, so a chart's slice is the
+    slider's. `pred` and `truth` must be fitted to the same study."""
+    count = pred.count(plane)
+    pred_views = np.stack([pred.view(i, plane) for i in range(count)])
+    truth_views = np.stack([truth.view(i, plane) for i in range(count)])
+    by_name = {s.name.casefold(): s for s in truth.segments}
+    out: dict[str, SliceScores] = {}
+    for segment in pred.segments:
+        other = by_name.get(segment.name.casefold())
+        if other is None:
+            continue
+        values = per_slice_dice(pred_views == segment.number, truth_views == other.number)
+        worst = None if np.isnan(values).all() else int(np.nanargmin(values))
+        out[segment.name] = SliceScores(values, worst, segment.colour)
+    return out
