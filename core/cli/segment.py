@@ -89,10 +89,10 @@ def segment_cmd(args: argparse.Namespace) -> int:
         written["dicom_seg"] = str(write_dicom_seg(
             result.mask, study, base.with_name(base.name + ".seg.dcm"),
             keep_identity=args.keep_identity))
-    shown = given if given is not None else study.default_index(plane)
+    at = given if given is not None else study.default_index(plane)
     if args.overlay:
-        picture = draw(study.display(shown, plane=plane), result.mask.view(shown, plane),
-                       result.mask.segments, study.view(shown, plane).spacing)
+        picture = draw(study.display(at, plane=plane), result.mask.view(at, plane),
+                       result.mask.segments, study.view(at, plane).spacing)
         written["overlay"] = str(write_png(picture, base.with_name(base.name + ".overlay.png")))
     payload = result.to_dict() | {"files": written}
     if truth is not None:

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from core.studies.deid import identifying_kind
-from core.studies.masks import LabelMap
+from core.studies.masks import NIFTI_COMMENT, LabelMap
 from core.studies.nifti import RAS_TO_LPS
 from core.studies.study import Study, StudyError
 
@@ -28,9 +28,6 @@ PLACEHOLDER_ID = "ANONYMOUS"
 # Type 2 attributes highdicom copies from the source: present, empty, when de-identified.
 EMPTIED = ("PatientBirthDate", "PatientSex", "StudyDate", "StudyTime", "AccessionNumber",
            "StudyID", "ReferringPhysicianName")
-# The NIfTI extension code for a comment (nifti1.h NIFTI_ECODE_COMMENT): the segments'
-# names and colours as JSON, which NIfTI itself has no field for.
-NIFTI_COMMENT = 6
 
 
 def _version() -> str:

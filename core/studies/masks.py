@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
 
@@ -29,7 +29,9 @@ from core.studies.study import (
     check_memory,
     cut,
     from_canonical,
+    library_errors,
     one_line,
+    printable,
     study_errors,
     to_canonical,
     uncut,
@@ -174,8 +176,47 @@ def read_labels(path: str | Path | None, data: bytes | None = None,
         if data.startswith((b"\x89PNG\r\n\x1a\n", b"\xff\xd8\xff", b"\x1f\x8b")) or _nifti(data):
             # The study readers, with their guards on size and inflation, then a check
             # that the values are labels.
-            return _from_study(open_study(data, name=name), name)
+            labels = _from_study(open_study(data, name=name), name)
+            return _named(labels, data) if labels.source == "NIfTI" else labels
         return _read_seg(data, name)
+
+
+# A NIfTI comment extension (code 6) holding {"medlens_segments": [{"number", "name",
+# "colour"}]}: how MedLens writes a mask's segment names and colours into NIfTI
+# (core/segment/write.py), read back here.
+NIFTI_COMMENT = 6
+
+
+def _named(labels: LabelMap, data: bytes) -> LabelMap:
+    """The label map with the segment names and colours its NIfTI file carries, if it
+    carries them; as it is otherwise (a table that does not parse is ignored)."""
+    import gzip
+    import io
+    import json
+
+    import nibabel as nib
+
+    stream = gzip.GzipFile(fileobj=io.BytesIO(data)) if data[:2] == b"\x1f\x8b" else \
+        io.BytesIO(data)
+    try:
+        header = nib.Nifti1Header.from_fileobj(stream, check=False)
+        table = None
+        for extension in header.extensions:
+            if extension.get_code() == NIFTI_COMMENT:
+                found = json.loads(extension.get_content()).get("medlens_segments")
+                table = found if isinstance(found, list) else table
+        if not table:
+            return labels
+        named = {int(row["number"]): Segment(int(row["number"]), printable(str(row["name"]))[:200],
+                                             tuple(int(c) % 256 for c in row["colour"][:3]))
+                 for row in table}
+    except (*library_errors(), TypeError, AttributeError):
+        return labels
+    if any(not 0 < number <= 65535 for number in named):
+        return labels
+    present = {s.number: s for s in labels.segments}
+    segments = tuple(named.get(k) or present[k] for k in sorted(set(named) | set(present)))
+    return replace(labels, segments=segments)
 
 
 def _nifti(data: bytes) -> bool:
