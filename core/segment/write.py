@@ -39,8 +39,9 @@ def _version() -> str:
         return "0"
 
 
-def _index_affine(labels: LabelMap) -> np.ndarray:
-    """(column, row, slice) -> LPS mm: the map's own affine, else its spacing alone."""
+def _index_affine(labels: LabelMap | Study) -> np.ndarray:
+    """(column, row, slice) -> LPS mm: the map's (or study's) own affine, else its
+    spacing alone."""
     if labels.affine is not None:
         return np.asarray(labels.affine, dtype=np.float64)
     rows, cols = labels.pixel_spacing or (1.0, 1.0)
@@ -58,25 +59,52 @@ def write_nifti(labels: LabelMap, path: str | Path) -> Path:
         raise StudyError(f"{labels.name}: a label map of shape {values.shape}, expected "
                          "(slices, rows, columns)")
     top = int(values.max()) if values.size else 0
-    dtype = np.uint8 if top <= 255 else np.uint16
-    # The study's layout is (slice k, row j, column i); NIfTI stores (i, j, k).
-    data = np.ascontiguousarray(values.astype(dtype, copy=False).transpose(2, 1, 0))
-    # LPS -> RAS flips the first two world axes: the same matrix both ways.
-    affine = RAS_TO_LPS @ _index_affine(labels)
-    image = nib.Nifti1Image(data, affine)
-    image.set_qform(affine, code=1)  # scanner coordinates, as the study's
-    image.set_sform(affine, code=1)
-    header = image.header
-    header.set_xyzt_units("mm")
-    header["descrip"] = b"MedLens label map"
-    header["cal_min"], header["cal_max"] = 0, max(top, 1)
+    image = _nifti_image(values.astype(np.uint8 if top <= 255 else np.uint16, copy=False),
+                         labels, "MedLens label map")
+    image.header["cal_min"], image.header["cal_max"] = 0, max(top, 1)
     table = [{"number": s.number, "name": s.name, "colour": list(s.colour)}
              for s in labels.segments]
-    header.extensions.append(nib.nifti1.Nifti1Extension(
+    image.header.extensions.append(nib.nifti1.Nifti1Extension(
         NIFTI_COMMENT, json.dumps({"medlens_segments": table}).encode()))
     path = Path(path)
     nib.save(image, str(path))
     return path
+
+
+def write_volume(study: Study, path: str | Path) -> Path:
+    """A greyscale volume study as NIfTI-1 in its physical units (int16 where the values
+    are whole numbers in its range, as CT's HU; float32 otherwise), with its affine: a
+    study built in memory (the built-in training volumes) as a file any tool opens. No
+    header text from the study is written."""
+    import nibabel as nib
+
+    values = np.asarray(study.pixels)
+    if values.ndim != 3:
+        raise StudyError(f"{study.name}: a {values.ndim - 1}-D study of shape {values.shape}: "
+                         "only greyscale volumes are written as NIfTI")
+    whole = np.array_equal(values, np.round(values)) and values.min() >= -32768 \
+        and values.max() <= 32767
+    image = _nifti_image(values.astype(np.int16 if whole else np.float32), study,
+                         "MedLens volume")
+    path = Path(path)
+    nib.save(image, str(path))
+    return path
+
+
+def _nifti_image(values: np.ndarray, geometry: LabelMap | Study, description: str):
+    """A NIfTI-1 image of (slice k, row j, column i) `values` (NIfTI stores (i, j, k)),
+    its affine in RAS+ from the geometry's (LPS, core.studies' convention), in mm."""
+    import nibabel as nib
+
+    data = np.ascontiguousarray(values.transpose(2, 1, 0))
+    # LPS -> RAS flips the first two world axes: the same matrix both ways.
+    affine = RAS_TO_LPS @ _index_affine(geometry)
+    image = nib.Nifti1Image(data, affine)
+    image.set_qform(affine, code=1)  # scanner coordinates, as the study's
+    image.set_sform(affine, code=1)
+    image.header.set_xyzt_units("mm")
+    image.header["descrip"] = description.encode()
+    return image
 
 
 def write_png(picture: np.ndarray, path: str | Path) -> Path:
