@@ -203,15 +203,3 @@ def samples() -> tuple[Sample, ...]:
         Sample("Cranium.inv3 (head CT, InVesalius)", ct, ct_truth, "head-ct-unet"),
     )
 
-
-def label_view(labels: LabelMap, index: int, plane: str) -> np.ndarray:
-    """One 2-D slice of a label map cut exactly as `Study.view(index, plane).values` cuts
-    a study of the same geometry (M1's `LabelMap.view` does this once it lands)."""
-    from core.studies.study import to_canonical
-
-    volume, _ = to_canonical(labels.labels, labels.affine)
-    if plane == "axial":
-        return np.asarray(volume[index])
-    if plane == "coronal":
-        return np.asarray(volume[::-1, index, :])
-    return np.asarray(volume[::-1, :, index])

@@ -110,8 +110,7 @@ def target(labels: LabelMap, index: int, plane: str, size: tuple[int, int]) -> n
     """The label slice cut as the study's view, resized nearest to (h, w)."""
     import cv2
 
-    view = labels.view(index, plane) if hasattr(labels, "view") else (
-        data.label_view(labels, index, plane))
+    view = labels.view(index, plane)
     h, w = size
     return cv2.resize(np.ascontiguousarray(view, dtype=np.uint8), (w, h),
                       interpolation=cv2.INTER_NEAREST)

@@ -20,12 +20,23 @@ MEASURED_CORRECT = {
 }
 
 
+SEGMENTERS = {"brain-tissue-unet", "head-ct-unet"}  # trained in MedLens (core/segment)
+
+
 def test_every_card_is_complete():
     # No labelled skin images ship anywhere reachable: skinlesion-xception has no samples.
-    assert {c.id for c in cards()} == set(MEASURED_CORRECT) | {"skinlesion-xception"}
+    assert {c.id for c in cards()} == (set(MEASURED_CORRECT) | {"skinlesion-xception"}
+                                       | SEGMENTERS)
     for c in cards():
         assert c.labels and len(c.input_shape) == 3
-        assert c.source["package"] and c.source["version"] and len(c.source["sha256"]) == 64
+        if c.id in SEGMENTERS:  # the data, split and seed say what it learnt
+            assert c.task == "segmentation" and c.origin == "trained in MedLens"
+            assert {"data", "data_licence", "split", "seed", "command"} <= set(c.source)
+            assert c.evaluation["held_out"]["dice"] and c.plane
+        else:
+            assert c.task == "classification"
+            assert c.source["package"] and c.source["version"]
+        assert len(c.source["sha256"]) == 64
         assert c.license
         assert "not for diagnosis" in c.intended_use
         assert c.runtime in ("keras", "onnx")
@@ -33,7 +44,8 @@ def test_every_card_is_complete():
                                     "source", "license"}
 
 
-@pytest.mark.parametrize("model_id", sorted(MEASURED_CORRECT) + ["skinlesion-xception"])
+@pytest.mark.parametrize("model_id", sorted(MEASURED_CORRECT) + ["skinlesion-xception"]
+                         + sorted(SEGMENTERS))
 def test_model_file_matches_its_card(model_id):
     c = card(model_id)
     assert sha256(model_file(c)) == c.source["sha256"]

@@ -71,14 +71,14 @@ def test_head_ct_is_viewed_the_right_way_up():
     # Axial: the table (unlabelled dense pixels) lies behind the head, at the bottom.
     middle = study.count("axial") // 2
     view = study.view(middle, "axial").values
-    cut = data.label_view(labels, middle, "axial")
+    cut = labels.view(middle, "axial")
     table = (view >= data.BONE_HU) & (cut == 0)
     rows = np.nonzero(table.any(axis=1))[0]
     head_rows = np.nonzero(cut.any(axis=1))[0]
     assert rows.mean() > head_rows.mean()
     # Coronal: the vertex at the top, so the head is narrower near its top edge than
     # lower down (the scan stops at the skull base, where the head is widest).
-    coronal = data.label_view(labels, study.count("coronal") // 2, "coronal") > 0
+    coronal = labels.view(study.count("coronal") // 2, "coronal") > 0
     rows = np.nonzero(coronal.any(axis=1))[0]
     width = coronal.sum(axis=1)
     assert width[rows[0] + 3] < 0.6 * width[rows[len(rows) // 2]]

@@ -233,8 +233,8 @@ def test_zoo_page_shows_every_card_and_a_table_on_demand():
     assert at.title[0].value == "Model zoo"
     assert at.caption[0].value == "Research and teaching; not for diagnosis."
     names = [displayed(s.value) for s in at.subheader]
-    assert names == [c.name for c in models.cards()] and len(names) == 4
-    assert sum("not for diagnosis" in w.value for w in at.warning) == 4
+    assert names == [c.name for c in models.cards()] and len(names) == 6
+    assert sum("not for diagnosis" in w.value for w in at.warning) == 6
     assert not at.dataframe  # nothing is loaded until asked for
     assert any("Melanoma" in m.value and "Metadata" in m.value for m in at.markdown)
     at.toggle(key="zoo_layers_braintumor-xception").set_value(True).run()

@@ -100,7 +100,7 @@ def test_label_slices_are_cut_as_the_study_views():
     labels = LabelMap(name="l", labels=values, segments=(), source="test", affine=affine)
     for plane in ("axial", "coronal", "sagittal"):
         for i in range(study.count(plane)):
-            np.testing.assert_array_equal(data.label_view(labels, i, plane),
+            np.testing.assert_array_equal(labels.view(i, plane),
                                           study.view(i, plane).values)
             picture = train.target(labels, i, plane, study.view(i, plane).values.shape)
             np.testing.assert_array_equal(picture, study.view(i, plane).values)
