@@ -33,6 +33,7 @@ from core.jobs.kinds import (
     compare_job,
     evaluate_job,
     explain_job,
+    explain_region_job,
     faithfulness_job,
     predict_job,
     sanity_job,
@@ -44,8 +45,8 @@ from core.jobs.spec import Job, JobSpec, digest
 __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "WORKERS_SETTING",
     "Executor", "Handle", "Job", "JobError", "JobSpec", "compare_job", "digest",
-    "evaluate_job", "executor", "explain_job", "faithfulness_job", "predict_job",
-    "sanity_job", "segment_job", "trust_job",
+    "evaluate_job", "executor", "explain_job", "explain_region_job", "faithfulness_job",
+    "predict_job", "sanity_job", "segment_job", "trust_job",
 ]
 
 _executor: Executor | None = None

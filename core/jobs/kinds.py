@@ -22,6 +22,7 @@ from core.jobs.spec import Job
 from core.models import Classifier
 from core.models.inputs import ModelInput
 from core.progress import Progress, report
+from core.segment.explain import explain_region
 from core.segment.run import segment
 from core.studies import Study
 
@@ -171,8 +172,26 @@ def _segment(job: Job, progress: Progress) -> Any:
                    indices=p["indices"], progress=progress)
 
 
+def explain_region_job(segmenter: Classifier, model_input: ModelInput, method: str, label: int,
+                       region: str = "predicted", box: Sequence[int] | None = None,
+                       layer: str | None = None,
+                       options: dict[str, Any] | None = None) -> Job:
+    """One slice's map of `method` for a segmentation's `label` over `region` (a
+    `RegionExplanation`: Seg-Grad-CAM for the CAM methods)."""
+    params = {"model": segmenter.card.id, "method": method, "label": int(label),
+              "region": region, "box": None if box is None else [int(v) for v in box],
+              "layer": layer, "options": dict(sorted((options or {}).items()))}
+    return Job.make("explain-region", params, model=segmenter, input=model_input)
+
+
+def _explain_region(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return explain_region(job.inputs["model"], job.inputs["input"], p["method"], p["label"],
+                          p["region"], p["box"], p["layer"], progress=progress, **p["options"])
+
+
 RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
     "compare": _compare, "evaluate": _evaluate, "trust": _trust, "predict": _predict,
-    "segment": _segment,
+    "segment": _segment, "explain-region": _explain_region,
 }

@@ -7,12 +7,12 @@ The mask of a whole volume is one job, computed once per model and study and kep
 scrolling, another plane or other colours only redraw it."""
 
 import streamlit as st
-from core.segment.explain import REGIONS, region_methods, segmentation_layers
 
 from core import models
-from core.explain import ExplainError
+from core.explain import METHOD_TITLES, ExplainError, segmentation_layers
 from core.jobs import explain_region_job, segment_job
 from core.segment import data as volumes
+from core.segment.explain import REGIONS, region_methods
 from core.segment.metrics import compare, slice_scores
 from core.segment.run import model_plane
 from core.studies import StudyError, open_study
@@ -55,7 +55,8 @@ with st.sidebar:
             with st.spinner("Reading the volume…"):
                 study, truth = sample.study, sample.truth
             token = f"sample-{chosen}"
-            st.caption(literal(sample.description))
+            st.caption(f"Ground truth: {literal(sample.truth.name)}; made for "
+                       f"{literal(sample.model)}")
         else:
             upload = st.file_uploader("Study: DICOM, NIfTI, PNG or a zip of a series",
                                       key="segment_upload")
@@ -178,33 +179,51 @@ keras_model = segmenter.keras_model
 if keras_model is None:
     st.info("Explaining needs a Keras model (this one runs on ONNX).", icon=":material/info:")
     st.stop()
-left, right = st.columns(2)
-with left:
+model_input = card.prepare(study, frame=index, plane=plane)
+controls, masked, mapped = st.columns([1, 1, 1])
+with controls:
     labels = [s.name for s in mask.segments]
     label = st.selectbox("Label", labels, key=f"segment_label_{model_id}")
-    region = st.radio("Region", list(REGIONS), horizontal=True, key="segment_region",
-                      format_func=REGIONS.get)
+    region = st.radio("Region", list(REGIONS), key="segment_region", format_func=REGIONS.get)
     box = None
     if region == "box":
-        rows_, cols_ = study.view(index, plane).values.shape[:2]
-        x0, y0, x1, y1 = (st.number_input(n, 0, size, default, key=f"segment_box_{n}")
-                          for n, size, default in (("x0", cols_, cols_ // 4),
-                                                   ("y0", rows_, rows_ // 4),
-                                                   ("x1", cols_, 3 * cols_ // 4),
-                                                   ("y1", rows_, 3 * rows_ // 4)))
-        box = (x0, y0, x1, y1)
-    layer = st.selectbox("Layer", segmentation_layers(keras_model), key=f"segment_layer_{model_id}",
-                         help="The bottleneck first: the paper found it most telling.")
-    method = st.selectbox("Method", region_methods(), key="segment_method")
-model_input = card.prepare(study, frame=index, plane=plane)
+        # In the slice's pixels as shown (the picture's, before it is enlarged).
+        rows, cols = model_input.source_shape
+        box = tuple(st.number_input(f"{name} (px)", 0, size, default, key=f"segment_box_{name}")
+                    for name, size, default in (("x0", cols, cols // 4), ("y0", rows, rows // 4),
+                                                ("x1", cols, 3 * cols // 4),
+                                                ("y1", rows, 3 * rows // 4)))
+    layer = st.selectbox("Layer", segmentation_layers(keras_model),
+                         key=f"segment_layer_{model_id}",
+                         help="The bottleneck first: Vinogradova et al. found it most telling; "
+                              "the decoder layers follow, coarse to fine.")
+    method = st.selectbox("Method", region_methods(), key="segment_method",
+                          format_func=METHOD_TITLES.get)
+number = mask.segment(label).number
+with masked:
+    only = viewer.MaskStyle(fill=style.fill, outline=style.outline,
+                            hidden=frozenset(s.number for s in mask.segments) - {number})
+    st.image(viewer.png(viewer.picture(study, index, window, plane, mask=mask,
+                                       style=only).image),
+             output_format="PNG", width="stretch",
+             caption=f"{literal(model_id)}'s {literal(label)} · {pic.view.label}")
 explained = jobs.submit(explain_region_job(segmenter, model_input, method,
                                            card.labels.index(label), region, box, layer))
-with right:
-    outcome = jobs.show(explained, f"{method} of {label}", EXPECTED, key="segment_explain")
+with mapped:
+    outcome = jobs.show(explained, f"{METHOD_TITLES[method]} of {label}", EXPECTED,
+                        key="segment_explain")
     if outcome is not None:
         st.image(viewer.png(outcome.overlay(study.display(index, window, plane))),
                  output_format="PNG", width="stretch",
                  caption=f"{literal(outcome.title)} · {literal(label)} over "
-                         f"{literal(REGIONS[region])} · layer {literal(layer)}")
-        if truth is not None or mask is not None:
-            st.caption(literal(outcome.localisation_text(truth or mask, label, index, plane)))
+                         f"{literal(REGIONS[region])} · {literal(outcome.layer or '')}")
+if outcome is not None:
+    reference, what = (truth, "the ground truth's") if truth is not None else \
+        (mask, "the model's")
+    kept = next((s.number for s in reference.segments
+                 if s.name.casefold() == label.casefold()), None)
+    if kept is not None:
+        st.caption(literal(outcome.localisation_text(reference.view(index, plane) == kept,
+                                                     f"{what} {label}")))
+    if outcome.info.get("flat"):
+        st.caption("The map is nearly flat: it says little about where.")
