@@ -10,14 +10,15 @@ from typing import Any
 import numpy as np
 
 from core.explain import costs
-from core.explain.backend.graph import resolve_layer
+from core.explain.backend.graph import resolve_layer, segmentation_layers
+from core.explain.backend.regions import region_model
 from core.explain.backend.scores import ScoreModel, as_score_model
 from core.explain.errors import ExplainError
 from core.explain.maps import FLAT_RANGE, dynamic_range, normalise, resize_maps
 from core.explain.method import Attribution
 from core.explain.methods.cam.base import equal_by_construction
 from core.explain.registry import find_method
-from core.explain.targets import as_indices
+from core.explain.targets import RegionTarget, as_indices, as_regions
 from core.models import Classifier, card, load
 from core.models.inputs import SCALES
 from core.progress import Progress
@@ -29,6 +30,8 @@ def attribute(model, x, method_name: str = "gradcam", target=None, layer: str | 
     layer, the targets, and e.g. Integrated Gradients' completeness error)."""
     m = find_method(method_name)
     scores = as_score_model(model)
+    if getattr(scores, "segmentation", False) or _regions_asked(target):
+        return _attribute_region(m, scores, x, target, layer, progress, options)
     if m.gradients and not scores.gradients:
         raise ExplainError(f"{m.name} needs gradients, which this model does not give "
                            "(onnxruntime): use occlusion or rise, or a Keras model")
@@ -47,6 +50,41 @@ def attribute(model, x, method_name: str = "gradcam", target=None, layer: str | 
     return Attribution(maps, result.target, info)
 
 
+def _regions_asked(target) -> bool:
+    items = target if isinstance(target, list | tuple) else [target]
+    return any(isinstance(t, RegionTarget) for t in items)
+
+
+def _attribute_region(m, scores, x, target, layer, progress, options) -> Attribution:
+    """`attribute` on a segmentation model: Seg-Grad-CAM's region target for every method
+    that can take one (core.explain.backend.regions)."""
+    if not getattr(scores, "segmentation", False):
+        raise ExplainError("a region target needs a segmentation model (output N, h, w, "
+                           "labels); this model outputs one score per class")
+    if m.region_refusal is not None:
+        raise ExplainError(f"{m.name} cannot explain a region of a segmentation: "
+                           f"{m.region_refusal}")
+    if m.gradients and not scores.gradients:
+        raise ExplainError(f"{m.name} needs gradients, which this model does not give "
+                           "(onnxruntime): use occlusion or rise, or a Keras model")
+    regions = region_model(scores)
+    inputs = scores.inputs(x)
+    chosen = m.resolve(options)
+    height, width, _ = scores.image_shape
+    labels, masks = as_regions(target, len(inputs[0]), scores.n_classes, (height, width))
+    # The automatic layer for a U-Net is the bottleneck (Vinogradova et al. 2020).
+    path = None
+    if m.uses_layer:
+        path = (segmentation_layers(scores.model)[0] if layer is None
+                else resolve_layer(scores.model, layer))
+    result = m.attribute(regions, [*inputs, masks], labels, path, progress, **chosen)
+    maps = normalise(resize_maps(result.maps, height, width))
+    info = {"method": m.name, "layer": path, "target": result.target.tolist(),
+            "region_pixels": [int(r.sum()) for r in masks], "options": chosen,
+            **result.info}
+    return Attribution(maps, result.target, info)
+
+
 def explain(model, x, method: str = "gradcam", target=None, layer: str | None = None,
             progress: Progress | None = None, **options) -> np.ndarray:
     """Maps (N, h, w) float32 in [0, 1] at the model's input size.
@@ -58,6 +96,12 @@ def explain(model, x, method: str = "gradcam", target=None, layer: str | None = 
     (the predicted class) or one class index per image; `layer` a layer path or name, or
     None for the last spatial layer (found inside nested backbones too). `options` are
     the method's own (see `METHODS[name].options` for names, defaults and meaning).
+
+    A segmentation model (output (N, h, w, labels) softmax or (N, h, w, 1) sigmoid) is
+    explained for a `RegionTarget(label, region)` (Seg-Grad-CAM: the label's logits
+    summed over the region; a bare label means the whole image), or one per image; the
+    layer defaults to the bottleneck (`segmentation_layers(model)` lists the choices).
+    Methods that cannot take a region raise ExplainError with their `region_refusal`.
     """
     return attribute(model, x, method, target, layer, progress, **options).maps
 

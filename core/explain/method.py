@@ -38,7 +38,8 @@ class Attribution:
 class Method:
     """One explanation method. Subclasses set `name`, `title`, `options` and implement
     `attribute`; `uses_layer` methods read a spatial layer, `gradients` ones need a
-    differentiable (Keras) model."""
+    differentiable (Keras) model; `region_refusal` says why a method cannot explain a
+    region of a segmentation (None: it can)."""
 
     name: str
     title: str
@@ -46,6 +47,13 @@ class Method:
     uses_layer: bool = False
     gradients: bool = True
     options: dict[str, Option] = {}
+    # Why the method cannot explain a region of a segmentation (a RegionTarget), or None
+    # where it can: the API refuses with it, the CLI and the page read it to offer methods.
+    region_refusal: str | None = None
+
+    @property
+    def explains_regions(self) -> bool:
+        return self.region_refusal is None
 
     def resolve(self, given: dict[str, Any]) -> dict[str, Any]:
         """The options with their defaults; unknown names and bad values are errors."""

@@ -18,6 +18,7 @@ from core.explain.errors import ExplainError
 from core.models.runtime.keras import squashing
 from core.models.runtime.keras_private import KerasGraphError, final_operation, run_through_graph
 from core.models.runtime.keras_private import graph as _private_graph
+from core.nets.unet import BOTTLENECK
 
 
 def keras_graph(model):
@@ -41,14 +42,62 @@ def _rank(layer) -> int:
 
 def spatial_layers(model, prefix: str = "") -> list[str]:
     """Paths of every layer with a spatial (N, h, w, c) output, nested ones included."""
+    return [path for path, _ in _spatial(model, prefix)]
+
+
+def _spatial(model, prefix: str = "") -> list[tuple[str, object]]:
     found = []
     for layer in model.layers:
         path = f"{prefix}{layer.name}"
         if _submodels(layer):
-            found.extend(spatial_layers(layer, prefix=f"{path}/"))
+            found.extend(_spatial(layer, prefix=f"{path}/"))
         elif _rank(layer) == 4 and layer.__class__.__name__ != "InputLayer":
-            found.append(path)
+            found.append((path, layer))
     return found
+
+
+def segmentation_layers(model) -> list[str]:
+    """The layers to offer for Seg-Grad-CAM on a segmentation model (an encoder-decoder
+    such as core.nets.unet), the bottleneck first: Vinogradova et al. 2020 (Sec. 3) found
+    it gave the most telling maps; then the last layer at each resolution on the way back
+    up (the U-Net's `dec3_conv2` .. `dec1_conv2`), deepest first.
+
+    The bottleneck is the layer named `bottleneck_conv2` where there is one, else the
+    last layer of smallest spatial size (dropout, an identity at inference, skipped). The
+    output layers (the logits and a squashing layer after them) are not offered: a map
+    there is the region itself."""
+    layers = [(path, layer) for path, layer in _spatial(model)
+              if "Dropout" not in layer.__class__.__name__]
+    if not layers:
+        raise ExplainError("the model has no layer with a spatial (h, w, channels) output")
+    graph = keras_graph(model)
+    final = final_operation(graph)
+    # A standalone Softmax/Activation squashes the logits layer's output: both go.
+    squashed = (final.input if final is not None
+                and final.__class__.__name__ in ("Softmax", "Activation") else None)
+    layers = [(path, layer) for path, layer in layers
+              if layer is not final and (squashed is None or layer.output is not squashed)]
+    if not layers:
+        raise ExplainError("the model has no spatial layer before its output")
+    areas = [_area(layer) for _, layer in layers]
+    names = [path.rsplit("/", 1)[-1] for path, _ in layers]
+    if BOTTLENECK in names:
+        start = names.index(BOTTLENECK)
+    else:
+        smallest = min(areas)
+        start = max(i for i, a in enumerate(areas) if a == smallest)
+    chosen = [layers[start][0]]
+    # After the bottleneck: the last layer before each change of resolution, and the last.
+    for i in range(start + 1, len(layers)):
+        if i == len(layers) - 1 or areas[i + 1] != areas[i]:
+            if areas[i] > areas[start]:
+                chosen.append(layers[i][0])
+    return chosen
+
+
+def _area(layer) -> int:
+    _, height, width, _ = layer.output.shape
+    return int(height or 0) * int(width or 0)
 
 
 def last_spatial_layer(model) -> str:

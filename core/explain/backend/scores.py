@@ -59,6 +59,7 @@ class ScoreModel:
     image_input: int = 0
     n_outputs: int = 0
     head: str = "linear"  # what the model applies to its scores: softmax, sigmoid, linear
+    output_rank: int = 2  # 4 for a segmentation model: (N, h, w, labels)
 
     def __post_init__(self) -> None:
         graph = keras_graph(self.model)
@@ -69,12 +70,18 @@ class ScoreModel:
             raise ExplainError("the model has no image input (N, h, w, channels)")
         self.image_input = ranks.index(4)
         self.n_outputs = int(graph.outputs[0].shape[-1])
+        self.output_rank = len(graph.outputs[0].shape)
         self.head = keras_head(self.model)
         self.specs = input_specs(graph)
 
     @property
     def single(self) -> bool:
         return self.n_outputs == 1
+
+    @property
+    def segmentation(self) -> bool:
+        """A model that scores every pixel (N, h, w, labels): explained by regions."""
+        return self.output_rank == 4
 
     @property
     def n_classes(self) -> int:
@@ -220,6 +227,7 @@ class ForwardModel:
     predict: Callable[[np.ndarray], np.ndarray]
     image_shape: tuple[int, int, int]
     n_classes: int
+    segmentation: bool = False  # predict gives (N, h, w, labels): explained by regions
 
     @property
     def gradients(self) -> bool:
@@ -280,10 +288,12 @@ def _classifier_forward(classifier) -> ForwardModel:
 
 def onnx_forward(session) -> ForwardModel:
     """An onnxruntime session (or OnnxRunner) whose first output is probabilities (N,
-    classes), run through its one locked path."""
+    classes), or (N, h, w, labels) for a segmentation model, run through its one locked
+    path."""
     onnx = runner(session)
     return ForwardModel(predict=onnx.run, image_shape=tuple(int(d) for d in onnx.input_shape[1:]),
-                        n_classes=int(onnx.output_shape[-1]))
+                        n_classes=int(onnx.output_shape[-1]),
+                        segmentation=len(onnx.output_shape) == 4)
 
 
 def known_targets(model: ScoreModel | ForwardModel, inputs: list[np.ndarray],
