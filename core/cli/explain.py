@@ -35,6 +35,17 @@ def arguments(explain: Parser) -> None:
     explain.add_argument("path", metavar="PATH")
     explain.add_argument("--out", required=True, type=Path, metavar="DIR")
     explain.add_argument("--target", metavar="LABEL", help="class to explain (default: predicted)")
+    explain.add_argument("--label", metavar="NAME",
+                         help="a segmentation model's label to explain (Seg-Grad-CAM: its "
+                              "logits summed over --region)")
+    explain.add_argument("--region", metavar="REGION",
+                         help="with --label: 'predicted' (the model's mask of the label on "
+                              "the slice, the default), 'image', or a box 'x0,y0,x1,y1' in the "
+                              "slice's pixels")
+    explain.add_argument("--mask", metavar="FILE",
+                         help="with --metrics: a mask of the study (NIfTI, DICOM SEG or PNG): "
+                              "the pointing game and the energy-based pointing game of the map "
+                              "against it (its --label's segment, else every segment)")
     explain.add_argument("--layer", metavar="NAME", help="layer (default: last spatial layer)")
     explain.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
                          help="a method option, e.g. samples=50 or steps=256 (repeatable)")
@@ -62,6 +73,12 @@ def explain_cmd(args: argparse.Namespace) -> int:
     from core.models.domain import check as check_domain
 
     c = chosen_card(args)
+    if (c is not None and c.task == "segmentation") or args.label is not None:
+        return explain_segmentation(args)
+    if args.region is not None:
+        raise BadInput("--region goes with --label, for a segmentation model")
+    if args.mask is not None and not args.metrics:
+        raise BadInput("--mask goes with --metrics (the map's localisation against it)")
     if args.colormap not in COLORMAPS:
         raise BadInput(f"--colormap: unknown '{args.colormap}' (known: {', '.join(COLORMAPS)})")
     if not 0.0 <= args.opacity <= 1.0:
@@ -81,6 +98,9 @@ def explain_cmd(args: argparse.Namespace) -> int:
     if args.sanity_check and classifier.keras_model is None:
         raise BadInput(f"--sanity-check randomises weights: {c.id} on "
                        f"{classifier.runtime} has none to change (use --runtime keras)")
+    if c.task == "segmentation":
+        raise BadInput(f"{args.model_file}: a segmentation model: give the --label to explain")
+    mask = read_mask(args, study)
     model_input = c.prepare(study, frame=frame, plane=plane,
                             metadata=metadata_answers(args, c))
     label = f"explain: {args.method}"  # the progress line's, on a terminal
@@ -101,6 +121,9 @@ def explain_cmd(args: argparse.Namespace) -> int:
         payload["metrics"] = run_job(
             faithfulness_job(classifier, model_input, explained, result, black(c.input_spec)),
             label).to_dict()
+        if mask is not None:
+            payload["metrics"]["localisation"] = localised(result.map, mask, frame, plane,
+                                                           None)
     if args.sanity_check:
         payload["sanity"] = run_job(
             sanity_job(classifier, model_input, args.method, result.target, result.layer,
@@ -117,4 +140,141 @@ def explain_cmd(args: argparse.Namespace) -> int:
     print_result(args, payload, f"{args.method} for '{result.label}'{where}: "
                  f"{args.out / stem}.{args.method}.{{npy,png}} "
                  f"({time.perf_counter() - started:.2f} s)")
+    return 0
+
+
+def read_mask(args: argparse.Namespace, study):
+    """--mask read and fitted to the study (None without it)."""
+    if args.mask is None:
+        return None
+    from core.studies.masks import fit, read_labels
+
+    return fit(read_labels(Path(args.mask), name=args.mask), study)
+
+
+def localised(saliency: np.ndarray, mask, frame: int, plane: str | None,
+              label: str | None) -> dict:
+    """The pointing game and the energy-based pointing game of a map (at the slice's
+    size) against the mask's `label` segment on that slice (every segment for None),
+    each beside a map that knows nothing (core.explain.metrics.localisation)."""
+    import cv2
+
+    from core.explain.metrics.localisation import localisation_report
+
+    view = mask.view(frame, plane)
+    if label is None:
+        region, what = view > 0, "every segment"
+    else:
+        matched = [s for s in mask.segments if s.name.casefold() == label.casefold()]
+        if not matched:
+            names = ", ".join(s.name for s in mask.segments) or "none"
+            raise BadInput(f"--mask {mask.name}: no segment '{label}' (segments: {names})")
+        region, what = view == matched[0].number, matched[0].name
+    if not region.any():
+        return {"mask": what, "note": f"no {what} on this slice: not measured"}
+    at = cv2.resize(np.asarray(saliency, np.float32), region.shape[::-1],
+                    interpolation=cv2.INTER_LINEAR)
+    report = localisation_report(at, region)
+    return {"mask": what, "pointing_game": bool(report["pointing_game"][0]),
+            "random_hit": round(report["random_hit"][0], 4),
+            "energy": round(report["energy"][0], 4),
+            "uniform_energy": round(report["uniform_energy"][0], 4),
+            "tolerance_px": report["tolerance"]}
+
+
+def region_of(value: str | None) -> tuple[str, tuple[int, int, int, int] | None]:
+    """--region's value: ("predicted", None), ("image", None) or ("box", (x0, y0, x1, y1))."""
+    word = (value or "predicted").strip().lower()
+    if word in ("predicted", "image"):
+        return word, None
+    try:
+        box = tuple(int(v) for v in word.removeprefix("box").strip(" :=").split(","))
+    except ValueError:
+        box = ()
+    if len(box) != 4:
+        raise BadInput(f"--region {value}: predicted, image, or a box x0,y0,x1,y1 "
+                       "(whole pixels of the slice)")
+    return "box", box  # type: ignore[return-value]
+
+
+def explain_segmentation(args: argparse.Namespace) -> int:
+    """`explain` on a segmentation model: one label over a region of one slice."""
+    from PIL import Image
+
+    from core.explain import find_method
+    from core.explain.overlay import COLORMAPS
+    from core.jobs import explain_region_job
+
+    c = chosen_card(args)
+    for flag, value in (("--target", args.target), ("--sanity-check", args.sanity_check),
+                        ("--runtime", args.runtime), ("--meta", args.meta)):
+        if value:
+            raise BadInput(f"{flag} is for classifiers; a segmentation model explains a "
+                           "--label over a --region")
+    if args.colormap not in COLORMAPS:
+        raise BadInput(f"--colormap: unknown '{args.colormap}' (known: {', '.join(COLORMAPS)})")
+    if args.label is None:
+        raise BadInput("a segmentation model: give the --label to explain"
+                       + (f" ({', '.join(c.labels[1:])})" if c is not None else ""))
+    if c is not None and c.task != "segmentation":
+        raise BadInput(f"--label is for segmentation models; {c.id} is a classifier "
+                       "(use --target)")
+    if c is not None and args.label not in c.labels:
+        raise BadInput(f"--label: unknown label '{args.label}' for {c.id} "
+                       f"(labels: {', '.join(c.labels)})")
+    region, box = region_of(args.region)
+    if args.mask is not None and not args.metrics:
+        raise BadInput("--mask goes with --metrics (the map's localisation against it)")
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {args.out}: exists and is not a folder")
+    options = method_options(args.option)
+    find_method(args.method).resolve(options)
+    study = read_study(args.path)
+    mask = read_mask(args, study)
+    segmenter = load_classifier(args)
+    c = segmenter.card
+    if c.task != "segmentation":
+        raise BadInput(f"{args.model_file}: its output is not a mask: --label is for "
+                       "segmentation models")
+    if args.label not in c.labels:
+        raise BadInput(f"--label: unknown label '{args.label}' (labels: {', '.join(c.labels)})")
+    from core.segment.run import model_plane
+
+    plane = model_plane(c, study, args.plane)
+    given = args.slice if args.slice is not None else args.frame
+    frame = study.default_index(plane) if given is None else given
+    count = study.count(plane)
+    if not 0 <= frame < count:
+        raise BadInput(f"{study.name}: --slice {frame} is out of range (0..{count - 1})")
+    model_input = c.prepare(study, frame=frame, plane=plane)
+    started = time.perf_counter()
+    result = run_job(explain_region_job(segmenter, model_input, args.method,
+                                        c.labels.index(args.label), region, box, args.layer,
+                                        options), f"explain: {args.method}")
+    picture = study.display(frame, None, plane)
+    shown = result.at_size(*picture.shape[:2])
+    payload = {"method": args.method, "label": result.label, "region": region,
+               **({"box": list(box)} if box else {}), "layer": result.layer,
+               "plane": plane, "slice": frame, "seconds": round(result.seconds, 4),
+               "region_pixels": result.info.get("region_pixels", [None])[0],
+               "options": result.info.get("options", {})}
+    if args.metrics:
+        reference = mask
+        if reference is None:  # the model's own mask of the label on this slice
+            from core.jobs import segment_job
+
+            reference = run_job(segment_job(segmenter, study, plane, [frame]),
+                                f"explain: {args.method}").mask
+        payload["metrics"] = {"localisation": localised(
+            shown, reference, frame, plane, args.label),
+            "against": "--mask" if mask is not None else "the model's own mask"}
+    args.out.mkdir(parents=True, exist_ok=True)
+    stem = Path(args.path).name.split(".")[0] or "study"
+    name = f"{stem}.{args.method}.{args.label.replace(' ', '-')}"
+    np.save(args.out / f"{name}.npy", shown)
+    Image.fromarray(result.overlay(picture, args.opacity, args.colormap)).save(
+        args.out / f"{name}.png", format="PNG")
+    print_result(args, payload, f"{args.method} for '{args.label}' over {region}"
+                 f"{f' at {result.layer}' if result.layer else ''}: "
+                 f"{args.out / name}.{{npy,png}} ({time.perf_counter() - started:.2f} s)")
     return 0

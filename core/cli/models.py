@@ -41,7 +41,9 @@ def models_arguments(models: Parser) -> None:
 
 def samples_arguments(samples: Parser) -> None:
     samples_cmd = samples.add_subparsers(dest="action", required=True, metavar="ACTION")
-    export = samples_cmd.add_parser("export", help="write them as DIR/<model-id>/<label>/<file>")
+    export = samples_cmd.add_parser(
+        "export", help="write them as DIR/<model-id>/<label>/<file>, and the segmentation "
+                       "volumes as DIR/<model-id>/<name>.nii.gz with <name>.truth.nii.gz")
     export.add_argument("dir", type=Path)
     export.set_defaults(run=samples_export)
 
@@ -98,5 +100,16 @@ def samples_export(args: argparse.Namespace) -> int:
             target.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(s.path, target)
             count += 1
+    # The segmentation models' volumes, built in memory from the data packages, as NIfTI
+    # files with their ground truth beside them (`medlens segment ... --truth`).
+    from core.segment import data
+    from core.segment.write import write_nifti, write_volume
+
+    for s in data.samples():
+        folder = out / s.model
+        folder.mkdir(parents=True, exist_ok=True)
+        write_volume(s.study, folder / f"{s.file}.nii.gz")
+        write_nifti(s.truth, folder / f"{s.file}.truth.nii.gz")
+        count += 1
     print(f"{count} samples written under {out}")
     return 0

@@ -21,7 +21,8 @@ from core.models.cards import (
     card,
     cards,
 )
-from core.models.classifier import Classifier, Prediction, check_runtime, load
+from core.models.classifier import Classifier, Prediction, check_runtime
+from core.models.loading import load
 from core.models.registry import model_file, package_path, sha256
 from core.models.segmenter import Segmenter
 

@@ -11,7 +11,6 @@ is imported only when a Keras model is loaded.
 
 from __future__ import annotations
 
-import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from core.models.cards import ModelCard, ModelError, card
+from core.models.cards import ModelCard, ModelError
 from core.models.inputs import ModelInput
 from core.models.outputs import predicted_class, probabilities
 from core.models.registry import model_file, sha256
@@ -173,21 +172,3 @@ def check_runtime(c: ModelCard, runtime: str | None) -> str:
     if runtime not in c.runtimes:
         raise ModelError(f"{c.id} cannot run on '{runtime}' (runtimes: {', '.join(c.runtimes)})")
     return runtime
-
-
-_loaded: dict[tuple[str, str], Classifier] = {}
-_loading = threading.Lock()
-
-
-def load(model_id: str, runtime: str | None = None) -> Classifier:
-    """A built-in model on a runtime, loaded once per process: a `Classifier`, or a
-    `Segmenter` for a segmentation model."""
-    from core.models.segmenter import Segmenter
-
-    c = card(model_id)
-    key = (c.id, check_runtime(c, runtime))
-    kind = Segmenter if c.task == "segmentation" else Classifier
-    with _loading:
-        if key not in _loaded:
-            _loaded[key] = kind(c, runtime=key[1])
-        return _loaded[key]

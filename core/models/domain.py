@@ -319,7 +319,7 @@ def check_batch(classifier: Any, batch: np.ndarray | list[np.ndarray]) -> list[D
         return [unchecked(card, found)] * len(arrays[0])
     keras_model = classifier.keras_model
     if keras_model is None or classifier.runtime != found.runtime:
-        from core.models.classifier import load
+        from core.models.loading import load
 
         keras_model = load(card.id, found.runtime).keras_model
     features, logits = features_and_logits(keras_model, batch)
@@ -360,7 +360,7 @@ def runtime_for(card: ModelCard) -> str:
 def calibrate_model(card: ModelCard, k: int = K) -> Calibration:
     """The calibration of a built-in model from its labelled samples (each read through
     open_study and prepared as a user's study is)."""
-    from core.models.classifier import load
+    from core.models.loading import load
     from core.models.samples import samples
     from core.studies import open_study
 

@@ -55,6 +55,7 @@ class Sample:
     study: Study
     truth: LabelMap
     model: str
+    file: str  # the stem its files get when exported (`medlens samples export`)
 
 
 def _nilearn(relative: str) -> Path:
@@ -199,7 +200,8 @@ def samples() -> tuple[Sample, ...]:
     ct, ct_truth = head_ct()
     return (
         Sample("MNI152 2009 T1 (brain MRI template)", brain, brain_truth,
-               "brain-tissue-unet"),
-        Sample("Cranium.inv3 (head CT, InVesalius)", ct, ct_truth, "head-ct-unet"),
+               "brain-tissue-unet", "mni152-t1"),
+        Sample("Cranium.inv3 (head CT, InVesalius)", ct, ct_truth, "head-ct-unet",
+               "cranium-ct"),
     )
 

@@ -17,11 +17,13 @@ def test_models_list():
     run = medlens_process("models", "list", "--json")
     assert run.returncode == 0 and run.stderr == ""
     found = json.loads(run.stdout)
-    assert [c["id"] for c in found] == ["braintumor-vgg16", "braintumor-xception",
+    assert [c["id"] for c in found] == ["brain-tissue-unet", "braintumor-vgg16",
+                                        "braintumor-xception", "head-ct-unet",
                                         "pneumonia-xception", "skinlesion-xception"]
     for c in found:
-        assert {"id", "task", "labels", "input_shape", "architecture", "source",
+        assert {"id", "task", "purpose", "labels", "input_shape", "architecture", "source",
                 "license"} <= set(c)
+        assert c["task"] == ("segmentation" if c["id"].endswith("-unet") else "classification")
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +36,10 @@ def exported(tmp_path_factory) -> Path:
 
 def test_samples_export_layout(exported):
     files = sorted(p.relative_to(exported) for p in exported.rglob("*") if p.is_file())
-    assert len(files) == 17 + 16 + 17
+    # The labelled images, and each segmentation volume with its ground truth.
+    assert len(files) == 17 + 16 + 17 + 2 * 2
+    assert Path("head-ct-unet/cranium-ct.nii.gz") in files
+    assert Path("brain-tissue-unet/mni152-t1.truth.nii.gz") in files
     assert Path("braintumor-xception/glioma/Te-gl_0010.jpg") in files
     assert Path("pneumonia-xception/PNEUMONIA/person1946_bacteria_4874.jpeg") in files
     assert Path("braintumor-vgg16/pituitary/Te-pi_0016.jpg") in files

@@ -257,7 +257,7 @@ def test_an_upload_gets_its_card(shapes_file):
     assert [s.value for s in at.subheader][-1] == "shapes.keras"
     assert any(c.value == f"`{upload.card.id}` · uploaded: in this session only"
                for c in at.caption)
-    assert sum("not for diagnosis" in w.value for w in at.warning) == 5
+    assert sum("not for diagnosis" in w.value for w in at.warning) == 7
     at.toggle(key=f"zoo_layers_{upload.card.id}").set_value(True).run()
     assert not at.exception
     top, inside = (d.value for d in at.dataframe)
