@@ -37,6 +37,7 @@ from core.jobs.kinds import (
     faithfulness_job,
     predict_job,
     sanity_job,
+    score_job,
     segment_job,
     trust_job,
 )
@@ -46,7 +47,7 @@ __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "WORKERS_SETTING",
     "Executor", "Handle", "Job", "JobError", "JobSpec", "compare_job", "digest",
     "evaluate_job", "executor", "explain_job", "explain_region_job", "faithfulness_job",
-    "predict_job", "sanity_job", "segment_job", "trust_job",
+    "predict_job", "sanity_job", "score_job", "segment_job", "trust_job",
 ]
 
 _executor: Executor | None = None

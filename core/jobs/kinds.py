@@ -23,6 +23,7 @@ from core.models import Classifier
 from core.models.inputs import ModelInput
 from core.progress import Progress, report
 from core.segment.explain import explain_region
+from core.segment.metrics import score
 from core.segment.run import segment
 from core.studies import Study
 
@@ -172,6 +173,17 @@ def _segment(job: Job, progress: Progress) -> Any:
                    indices=p["indices"], progress=progress)
 
 
+def score_job(segmented: Job, prediction: Any, truth: Any) -> Job:
+    """A model's mask (the result of `segmented`) against a ground truth: Dice, IoU, HD95
+    and the per-slice Dice in every plane (`Scores`), computed once per pair."""
+    params = {"mask": segmented.key, "truth": truth.fingerprint}
+    return Job.make("score", params, prediction=prediction, truth=truth)
+
+
+def _score(job: Job, progress: Progress) -> Any:
+    return score(job.inputs["prediction"], job.inputs["truth"])
+
+
 def explain_region_job(segmenter: Classifier, model_input: ModelInput, method: str, label: int,
                        region: str = "predicted", box: Sequence[int] | None = None,
                        layer: str | None = None,
@@ -193,5 +205,5 @@ def _explain_region(job: Job, progress: Progress) -> Any:
 RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
     "compare": _compare, "evaluate": _evaluate, "trust": _trust, "predict": _predict,
-    "segment": _segment, "explain-region": _explain_region,
+    "segment": _segment, "score": _score, "explain-region": _explain_region,
 }

@@ -15,7 +15,6 @@ from core.models.inputs import InputSpec, ModelInput, prepare
 from core.models.metadata import MetadataError, MetadataSpec
 from core.studies import Study, Window
 
-AUTO_WINDOW = "Auto (0.5-99.5 percentile)"  # a key of Study.presets()
 CARDS_DIR = Path(__file__).resolve().parents[2] / "assets" / "models"
 INTENDED_USE = "Research and teaching; not for diagnosis."
 TASKS = ("classification", "segmentation")
@@ -129,7 +128,7 @@ class ModelCard:
         if fixed is None or study.is_colour:
             return None
         if fixed == "auto":
-            return study.presets()[AUTO_WINDOW]
+            return study.auto_window
         centre, width = (float(v) for v in fixed)
         return Window(centre, width, f"{self.id}'s training window")
 

@@ -40,7 +40,7 @@ from scipy import ndimage
 from scipy.spatial import cKDTree
 
 from core.studies.masks import LabelMap
-from core.studies.study import StudyError
+from core.studies.study import PLANES, StudyError
 
 # The one sentence pages and the CLI print beside the numbers.
 CONVENTION = (
@@ -275,3 +275,19 @@ def slice_scores(pred: LabelMap, truth: LabelMap, plane: str | None) -> dict[str
         worst = None if np.isnan(values).all() else int(np.nanargmin(values))
         out[segment.name] = SliceScores(values, worst, segment.colour)
     return out
+
+
+@dataclass(frozen=True)
+class Scores:
+    """A predicted map against its ground truth: the comparison, and the per-slice Dice
+    in every plane the study can be viewed in (None: frames of an image)."""
+
+    comparison: Comparison
+    slices: dict[str | None, dict[str, SliceScores]]
+
+
+def score(pred: LabelMap, truth: LabelMap) -> Scores:
+    """`compare` and `slice_scores` in every plane, once (a volume's comparison takes
+    seconds: the page keeps it, scrolling reads it)."""
+    planes = PLANES if pred.is_volume else (None,)
+    return Scores(compare(pred, truth), {p: slice_scores(pred, truth, p) for p in planes})

@@ -11,6 +11,7 @@ and an outline per segment, in its colour.
 
 from __future__ import annotations
 
+import hashlib
 import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -80,6 +81,16 @@ class LabelMap:
     pixel_spacing: tuple[float, float] | None = None
     slice_spacing: float | None = None
     notes: tuple[str, ...] = ()
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """The map's content (a job's input digest): its labels, segments and geometry."""
+        h = hashlib.sha256(repr((self.labels.shape, self.labels.dtype.str, self.segments,
+                                 self.pixel_spacing, self.slice_spacing)).encode())
+        h.update(np.ascontiguousarray(self.labels).data)
+        if self.affine is not None:
+            h.update(np.ascontiguousarray(self.affine, dtype=np.float64).tobytes())
+        return h.hexdigest()
 
     @property
     def frames(self) -> int:

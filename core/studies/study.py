@@ -351,7 +351,7 @@ class Study:
             if self.is_colour:
                 shown = np.clip(view.values, 0, 255).astype(np.uint8)
             else:
-                shown = apply_window(view.values, window or self.window or self._auto)
+                shown = apply_window(view.values, window or self.window or self.auto_window)
                 if self.photometric == "MONOCHROME1":
                     shown = 255 - shown
             return true_aspect(shown, view.spacing)
@@ -390,7 +390,9 @@ class Study:
         return to_canonical(self.pixels, self.affine)
 
     @cached_property
-    def _auto(self) -> Window:
+    def auto_window(self) -> Window:
+        """The 0.5-99.5 percentile window over every pixel (the "Auto" preset), computed
+        once per study: a percentile of a whole volume takes a while."""
         return self._percentile_window(*PERCENTILE_PRESETS["Auto (0.5-99.5 percentile)"])
 
     def _percentile_window(self, low: float, high: float) -> Window:

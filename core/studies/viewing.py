@@ -217,9 +217,10 @@ def _picture(study: Study, index: int, window: Window | None, plane: str | None,
         size = (max_width, max(1, round(rows * max_width / cols)))
         image = np.asarray(Image.fromarray(shown).resize(size, Image.Resampling.BOX))
         scale = max_width / cols
-    if mask is not None:
+    visible = (set() if mask is None
+               else {s.number for s in mask.segments} - set(style.hidden))
+    if visible:
         # Drawn at the size shown, so outlines are `style.width` screen pixels wide.
-        visible = {s.number for s in mask.segments} - set(style.hidden)
         image = draw(image, mask.view(index, plane), mask.segments, fill=style.fill,
                      outline=style.outline, visible=visible, width=style.width)
     pixel_mm = None

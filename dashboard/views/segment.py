@@ -6,14 +6,15 @@ where it did.
 The mask of a whole volume is one job, computed once per model and study and kept:
 scrolling, another plane or other colours only redraw it."""
 
+from functools import partial
+
 import streamlit as st
 
 from core import models
 from core.explain import METHOD_TITLES, ExplainError, segmentation_layers
-from core.jobs import explain_region_job, segment_job
+from core.jobs import explain_region_job, score_job, segment_job
 from core.segment import data as volumes
 from core.segment.explain import REGIONS, region_methods
-from core.segment.metrics import compare, slice_scores
 from core.segment.run import model_plane
 from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
@@ -25,6 +26,16 @@ from dashboard.components.text import literal, show_error
 from dashboard.components.widgets import mask_style, which_image
 
 SOURCES = ["Built-in volume", "Upload"]
+
+
+def jump_to(slider: str, chart: str | None = None, number: int | None = None) -> None:
+    """Show slice `number` (1-based), or the one clicked on the per-slice chart."""
+    if chart is not None:
+        points = st.session_state[chart]["selection"]["points"]
+        if not points:
+            return
+        number = int(points[0]["x"])
+    st.session_state[slider] = number
 EXPECTED = (ExplainError, models.ModelError)
 
 st.title("Segment")
@@ -86,7 +97,8 @@ try:
     with st.spinner(f"Loading {literal(model_id)}…"):
         segmenter = classifier_for(model_id)
     # The whole volume, in the plane the model was trained in: one job, kept.
-    handle = jobs.submit(segment_job(segmenter, study, model_plane(card, study)))
+    segmented = segment_job(segmenter, study, model_plane(card, study))
+    handle = jobs.submit(segmented)
 except (StudyError, models.ModelError) as error:
     show_error(error)
     st.stop()
@@ -143,30 +155,32 @@ with (columns[1] if truth is None else st.container()):
 
 if truth is not None:
     st.subheader("Against the ground truth")
-    scored = compare(mask, truth)
-    st.dataframe(
-        [{"label": name, "Dice": scored.dice[name], "IoU": scored.iou[name],
-          "HD95 (mm)": scored.hd95_mm[name]} for name in scored.labels],
-        hide_index=True, width="stretch",
-        column_config={"Dice": st.column_config.NumberColumn(format="%.3f"),
-                       "IoU": st.column_config.NumberColumn(format="%.3f"),
-                       "HD95 (mm)": st.column_config.NumberColumn(format="%.2f")})
-    st.caption(literal(scored.convention))
-    view_plane = plane
-    per_slice = slice_scores(mask, truth, view_plane)
-    clicked = st.plotly_chart(charts.slice_dice(per_slice, index),
-                              on_select="rerun", selection_mode="points",
-                              key=f"segment_slices_{token}_{view_plane}")
-    picked = clicked.selection.points[0]["x"] if clicked and clicked.selection.points else None
-    worst = {name: scores.worst for name, scores in per_slice.items()}
-    jump = st.columns(len(worst) or 1)
-    for column, (name, slice_index) in zip(jump, worst.items(), strict=False):
-        if slice_index is not None and column.button(
-                f"Worst {name} slice ({slice_index + 1})", key=f"segment_worst_{name}"):
-            picked = slice_index + 1
-    if picked is not None:
-        st.session_state[f"segment_{token}_index_{plane}"] = int(picked)
-        st.rerun()
+    # A volume's comparison takes seconds: one job per mask and truth, kept.
+    scores = jobs.show(jobs.submit(score_job(segmented, mask, truth)),
+                       "Comparing with the ground truth", EXPECTED, key="segment_score")
+    if scores is not None:
+        scored = scores.comparison
+        st.dataframe(
+            [{"label": name, "Dice": scored.dice[name], "IoU": scored.iou[name],
+              "HD95 (mm)": scored.hd95_mm[name]} for name in scored.labels],
+            hide_index=True, width="stretch",
+            column_config={"Dice": st.column_config.NumberColumn(format="%.3f"),
+                           "IoU": st.column_config.NumberColumn(format="%.3f"),
+                           "HD95 (mm)": st.column_config.NumberColumn(format="%.2f")})
+        st.caption(literal(scored.convention))
+        per_slice = scores.slices[plane]
+        slider = f"segment_{token}_index_{plane}"  # which_image's slice slider
+        chart = f"segment_slices_{token}_{plane}"
+        # Callbacks run before the next run, so they may move the slider it then draws.
+        st.plotly_chart(charts.slice_dice(per_slice, index),
+                        on_select=partial(jump_to, slider, chart), selection_mode="points",
+                        key=chart)
+        jump = st.columns(max(len(per_slice), 1))
+        for column, (name, found) in zip(jump, per_slice.items(), strict=False):
+            if found.worst is not None:
+                column.button(f"Worst {name} slice ({found.worst + 1})",
+                              key=f"segment_worst_{name}", on_click=jump_to,
+                              args=(slider, None, found.worst + 1))
 
 st.subheader("Why: Seg-Grad-CAM")
 st.caption("The map of what raised one label's score over a region (Vinogradova et al. "

@@ -21,6 +21,11 @@ def segment_page():
     return app_page("views/segment.py")
 
 
+def image_captions(at) -> list[str]:
+    return [displayed(img.caption) for element in at.get("image")
+            for img in element.proto.imgs]
+
+
 def texts(at) -> str:
     return "\n".join(displayed(x.value) for x in [*at.caption, *at.markdown, *at.info])
 
@@ -32,7 +37,7 @@ def test_the_ct_volume_segmented_and_compared():
     assert not at.error and not at.exception
     assert at.title[0].value == "Segment"
     # The mask and the ground truth side by side, both on the same slice.
-    captions = [displayed(c.value) for c in at.caption]
+    captions = image_captions(at)
     assert any(c.startswith("head-ct-unet's mask · axial") for c in captions)
     assert any(c.startswith("Ground truth") for c in captions)
     volumes, scores = at.dataframe[0].value, at.dataframe[1].value
@@ -55,23 +60,23 @@ def test_a_label_box_and_layer_are_explained():
     at.selectbox(key="segment_layer_head-ct-unet").set_value("dec1_conv2")
     at = settle(at)
     assert not at.error and not at.exception
-    assert any("soft tissue over a box · dec1_conv2" in displayed(c.value)
-               for c in at.caption)
+    assert any("soft tissue over a box · dec1_conv2" in c for c in image_captions(at))
 
 
-def test_hiding_a_segment_and_the_worst_slice(tmp_path):
+def test_the_worst_slice_button_and_hiding_a_segment():
     at = segment_page()
     at.selectbox(key="segment_model").set_value("head-ct-unet")
     at = settle(at)
-    before = at.session_state["segment_sample-1_index_axial"]
-    worst = [b for b in at.button if b.label.startswith("Worst bone slice")]
-    assert worst
-    at = settle(worst[0].click())
-    after = at.session_state["segment_sample-1_index_axial"]
-    assert after != before or worst[0].label.endswith(f"({before})")
+    worst = next(b for b in at.button if b.label.startswith("Worst bone slice"))
+    number = int(worst.label.rsplit("(", 1)[1].rstrip(")"))
+    at = settle(worst.click())
+    assert at.slider(key="segment_sample-1_index_axial").value == number
+    assert any(c.startswith(f"head-ct-unet's mask · axial {number} of 108")
+               for c in image_captions(at))
+    shown = image_captions(at)
     at.checkbox(key="segment_head-ct-unet_show_2").uncheck()
     at = settle(at)
-    assert not at.exception
+    assert not at.exception and image_captions(at) == shown
 
 
 def test_an_upload_with_its_mask_and_one_that_does_not_fit(tmp_path):
@@ -98,4 +103,4 @@ def test_an_upload_with_its_mask_and_one_that_does_not_fit(tmp_path):
     at = settle(at)
     assert len(at.error) == 1 and "do not fit" in displayed(at.error[0].value)
     # The study and its mask stay on the page.
-    assert any(displayed(c.value).startswith("head-ct-unet's mask") for c in at.caption)
+    assert any(c.startswith("head-ct-unet's mask") for c in image_captions(at))

@@ -366,3 +366,39 @@ def _longest_run(mask: np.ndarray) -> int:
         run = run + 1 if value else 0
         best = max(best, run)
     return best
+
+
+# -- a mask over the study ------------------------------------------------------------------
+
+def test_a_mask_is_drawn_over_its_study_with_its_volumes(tmp_path):
+    from pydicom.data import get_testdata_file
+
+    from core.segment.write import write_nifti
+    from core.studies.masks import LabelMap, Segment
+
+    path = Path(__import__("nibabel").__file__).parent / "tests/data/anatomical.nii"
+    study = open_study(path, name="anatomical.nii")
+    bright = (study.pixels > np.quantile(study.pixels, 0.8)).astype(np.uint8)
+    mask = LabelMap("bright", bright, (Segment(1, "bright *voxels*", (255, 0, 0)),), "NIfTI",
+                    study.affine, study.pixel_spacing, study.slice_spacing)
+    mask_file = write_nifti(mask, tmp_path / "bright.nii.gz")
+    at = upload(viewer_page(), ("anatomical.nii", path.read_bytes()))
+    plain = images(at)[0][1]
+    box = next(u for u in at.file_uploader if u.label.startswith("A mask of this study"))
+    box.set_value(("bright.nii.gz", mask_file.read_bytes(), "application/gzip")).run()
+    assert not at.exception and not at.error
+    assert images(at)[0][1] != plain  # the picture now carries the mask
+    # Its segment by name (the file's text, drawn literally), its volume in mL.
+    toggle = next(c for c in at.checkbox if displayed(c.label) == "bright *voxels*")
+    table = at.dataframe[0].value
+    assert list(table["segment"]) == ["bright *voxels*"]
+    expected = bright.sum() * np.prod(study.spacing) / 1000
+    assert abs(table["volume (mL)"][0] - expected) < 0.01
+    toggle.uncheck().run()  # hidden: the picture is the plain one again
+    assert images(at)[0][1] == plain
+    # A mask of another study: one line, the study stays.
+    other = get_testdata_file("liver.dcm")
+    box = next(u for u in at.file_uploader if u.label.startswith("A mask of this study"))
+    box.set_value(("liver.dcm", Path(other).read_bytes(), "application/dicom")).run()
+    assert len(at.error) == 1 and "do not fit" in displayed(at.error[0].value)
+    assert images(at)[0][1] == plain
