@@ -332,7 +332,7 @@ def card_facts(card: ModelCard) -> dict[str, str]:
         origin = "; ".join(p for p in (
             card.origin, source.get("file", ""), f"sha256 {source.get('sha256', '')}",
             f"data: {source.get('data', 'not stated')}",
-            f"split: {source.get('split', 'not stated')}",
+            f"split: {split_words(source.get('split'))}",
             f"seed {source.get('seed', 'not stated')}",
             f"re-train: {source['command']}" if source.get("command") else "") if p)
     facts |= {
@@ -357,5 +357,21 @@ def held_out(evaluation: dict) -> str:
         parts.append(f"{label}: Dice {scores['dice'][label]:.3f}, "
                      f"IoU {scores.get('iou', {}).get(label, float('nan')):.3f}"
                      + (f", HD95 {hd:.2f} mm" if isinstance(hd, int | float) else ""))
-    where = f" ({evaluation['slices']})" if isinstance(evaluation.get("slices"), str) else ""
+    slices = evaluation.get("slices")
+    where = (f" ({evaluation.get('plane', '')} slices {min(slices) + 1}-{max(slices) + 1}, "
+             "never seen in training)" if isinstance(slices, list) and slices else "")
     return "; ".join(parts) + where
+
+
+def split_words(split: object) -> str:
+    """A card's split in words: the slabs of slices (1-based, inclusive) of each role."""
+    if not isinstance(split, dict):
+        return str(split) if split else "not stated"
+    parts = []
+    for role in ("train", "validation", "test"):
+        slabs = split.get(role) or []
+        if slabs:
+            parts.append(f"{role} " + ", ".join(f"{a + 1}-{b}" for a, b in slabs))
+    guard = split.get("guard_slices")
+    return (f"{split.get('plane', '')} slices: " + "; ".join(parts)
+            + (f" ({guard}+ slices discarded between roles)" if guard else ""))

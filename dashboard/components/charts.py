@@ -224,10 +224,17 @@ def agreement(ids: list[str], pairs: list[dict]) -> go.Figure:
     return figure
 
 
-def slice_dice(per_slice: dict, current: int) -> go.Figure:
+def slice_dice(per_slice: dict, current: int,
+               held_out: tuple[int, int] | None = None) -> go.Figure:
     """Dice of each label on each slice (NaN where the truth slice is empty: no point), a
-    line per label, the slice shown marked; a click on a point picks its slice."""
+    line per label, the slice shown marked, the model's held-out slices shaded (first,
+    last, 0-based) when the volume is its own training volume; a click on a point picks
+    its slice."""
     figure = go.Figure()
+    if held_out is not None:
+        figure.add_vrect(x0=held_out[0] + 0.5, x1=held_out[1] + 1.5, fillcolor="#4FC3F7",
+                         opacity=0.12, line_width=0, annotation_text="held out",
+                         annotation_position="top left")
     for name, scores in per_slice.items():
         x = list(range(1, len(scores.values) + 1))
         figure.add_trace(go.Scatter(
@@ -246,3 +253,17 @@ def slice_dice(per_slice: dict, current: int) -> go.Figure:
 
 def _rgb(colour: tuple[int, int, int]) -> str:
     return f"rgb({colour[0]}, {colour[1]}, {colour[2]})"
+
+
+def legend_table(segments, volumes_ml: dict[str, float], truth_ml: dict[str, float]):
+    """Each segment's volume (and the ground truth's), its colour as a swatch in the
+    first cell: the legend of the mask above. A pandas Styler (cells are plain text)."""
+    import pandas as pd
+
+    rows = [{"colour": "■", "label": s.name, "model (mL)": round(volumes_ml.get(s.name, 0.0), 2),
+             **({"ground truth (mL)": round(truth_ml.get(s.name, 0.0), 2)} if truth_ml else {})}
+            for s in segments]
+    colours = [f"color: {_rgb(s.colour)}; font-size: 1.3em" for s in segments]
+    volumes = [c for c in rows[0] if c.endswith("(mL)")] if rows else []
+    return (pd.DataFrame(rows).style.apply(lambda column: colours, subset=["colour"])
+            .format("{:.1f}", subset=volumes))

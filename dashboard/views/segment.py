@@ -16,7 +16,7 @@ from core.jobs import explain_region_job, score_job, segment_job
 from core.segment import data as volumes
 from core.segment.explain import REGIONS, region_methods
 from core.segment.run import model_plane
-from core.studies import StudyError, open_study
+from core.studies import Study, StudyError, Window, open_study
 from core.studies import viewing as viewer
 from core.studies.masks import fit, read_labels
 from dashboard import state
@@ -26,6 +26,19 @@ from dashboard.components.text import literal, show_error
 from dashboard.components.widgets import mask_style, which_image
 
 SOURCES = ["Built-in volume", "Upload"]
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | None]:
+    # Percentile windows scan every voxel: once per study, not on every slider move.
+    return viewer.window_choices(_study)
+
+
+def held_out_slices(card) -> tuple[int, int] | None:
+    """The first and last held-out slice (0-based, the card's plane) of a model trained
+    in MedLens, from its card."""
+    slices = card.evaluation.get("slices")
+    return (min(slices), max(slices)) if isinstance(slices, list) and slices else None
 
 
 def jump_to(slider: str, chart: str | None = None, number: int | None = None) -> None:
@@ -48,6 +61,7 @@ if not by_id:
 
 study = truth = None
 token = "none"
+own_volume = False  # the built-in volume the model was trained on
 errors: list[str] = []
 with st.sidebar:
     model_id = st.selectbox("Model", list(by_id), **state.kept("segment_model"))
@@ -63,6 +77,7 @@ with st.sidebar:
                                   index=own[0] if own else 0,
                                   key=f"segment_sample_{model_id}")
             sample = offered[chosen]
+            own_volume = sample.model == model_id
             with st.spinner("Reading the volume…"):
                 study, truth = sample.study, sample.truth
             token = f"sample-{chosen}"
@@ -92,6 +107,20 @@ if study is None:
 
 with st.sidebar:
     plane, index = which_image(study, f"segment_{token}")
+    window = None
+    try:
+        # How the picture is shown; the model sees its own window whatever is picked here.
+        choices, default = window_choices(token, study)
+        trained = card.window_for(study)
+        if trained is not None:
+            choices = {**choices, f"{model_id}'s own: {trained.describe(study.units)}": trained}
+        if choices:
+            names = list(choices)
+            window = choices[st.selectbox("Window", names, index=names.index(default)
+                                          if default in names else 0,
+                                          key=f"segment_window_{token}")]
+    except StudyError as error:
+        show_error(error)
 
 try:
     with st.spinner(f"Loading {literal(model_id)}…"):
@@ -114,7 +143,6 @@ with st.sidebar:
     style = mask_style(mask.segments, f"segment_{model_id}")
 
 try:
-    window = card.window_for(study)
     columns = st.columns(2 if truth is not None else [3, 2])
     with columns[0]:
         pic = viewer.picture(study, index, window, plane, mask=mask, style=style)
@@ -131,20 +159,14 @@ except StudyError as error:
     show_error(error)
     st.stop()
 
-legend = " · ".join(
-    f"<span style='color:rgb{segment.colour}'>■</span> {literal(segment.name)}"
-    for segment in mask.segments)
-st.markdown(legend, unsafe_allow_html=True)
-
 volumes_ml = result.volumes_ml()
 truth_ml = truth.volumes_ml() if truth is not None else {}
-rows = [{"label": name, "model (mL)": round(ml, 2),
-         **({"ground truth (mL)": round(truth_ml.get(name, 0.0), 2)} if truth else {})}
-        for name, ml in volumes_ml.items()]
 with (columns[1] if truth is None else st.container()):
     st.subheader("Volumes")
-    if rows:
-        st.dataframe(rows, hide_index=True, width="stretch")
+    if volumes_ml:
+        # The table is the legend too: each label's colour in its first cell.
+        st.dataframe(charts.legend_table(mask.segments, volumes_ml, truth_ml),
+                     hide_index=True, width="stretch")
     else:
         st.caption("Pixel spacing unknown: volumes cannot be measured.")
     st.caption(f"{len(result.indices)} {'slices' if result.plane else 'images'} "
@@ -168,11 +190,18 @@ if truth is not None:
                            "IoU": st.column_config.NumberColumn(format="%.3f"),
                            "HD95 (mm)": st.column_config.NumberColumn(format="%.2f")})
         st.caption(literal(scored.convention))
+        held = held_out_slices(card) if own_volume else None
+        if held is not None:
+            st.caption(f"{literal(model_id)} was trained on this volume: only {card.plane} "
+                       f"slices {held[0] + 1}-{held[1] + 1} were held out (shaded), so these "
+                       "figures mix slices it saw with slices it did not; its card gives "
+                       "the held-out figures.")
         per_slice = scores.slices[plane]
         slider = f"segment_{token}_index_{plane}"  # which_image's slice slider
         chart = f"segment_slices_{token}_{plane}"
         # Callbacks run before the next run, so they may move the slider it then draws.
-        st.plotly_chart(charts.slice_dice(per_slice, index),
+        st.plotly_chart(charts.slice_dice(per_slice, index,
+                                          held if plane == card.plane else None),
                         on_select=partial(jump_to, slider, chart), selection_mode="points",
                         key=chart)
         jump = st.columns(max(len(per_slice), 1))
