@@ -95,6 +95,9 @@ def segment_cmd(args: argparse.Namespace) -> int:
                        result.mask.segments, study.view(at, plane).spacing)
         written["overlay"] = str(write_png(picture, base.with_name(base.name + ".overlay.png")))
     payload = result.to_dict() | {"files": written}
+    outside = c.outside_domain(study)  # a CT given to the MRI model, say
+    if outside:
+        payload["warning"] = outside
     if truth is not None:
         scored = compare(result.mask, restricted(truth, study, plane, indices)).to_dict()
         payload |= {key: scored[key] for key in ("dice", "iou", "hd95_mm", "worst_slice",
@@ -108,6 +111,8 @@ def segment_cmd(args: argparse.Namespace) -> int:
                   for name in payload["dice"]]
         lines.append(f"  ({payload['convention']})")
     lines += [f"  wrote {path}" for path in written.values()]
+    if outside:
+        lines.append(f"  warning: {outside}")
     print_result(args, payload, "\n".join(lines))
     return 0
 

@@ -132,6 +132,9 @@ except (StudyError, models.ModelError) as error:
     show_error(error)
     st.stop()
 
+outside = card.outside_domain(study)
+if outside:
+    st.warning(literal(outside), icon=":material/warning:")
 result = jobs.show(handle, f"Segmenting {study.name} with {model_id}", EXPECTED,
                    key="segment")
 if result is None:
