@@ -11,7 +11,6 @@ and an outline per segment, in its colour.
 
 from __future__ import annotations
 
-import hashlib
 import warnings
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field, replace
@@ -28,6 +27,7 @@ from core.studies.study import (
     StudyError,
     canonical_axes,
     check_memory,
+    content_digest,
     cut,
     from_canonical,
     library_errors,
@@ -85,12 +85,8 @@ class LabelMap:
     @cached_property
     def fingerprint(self) -> str:
         """The map's content (a job's input digest): its labels, segments and geometry."""
-        h = hashlib.sha256(repr((self.labels.shape, self.labels.dtype.str, self.segments,
-                                 self.pixel_spacing, self.slice_spacing)).encode())
-        h.update(np.ascontiguousarray(self.labels).data)
-        if self.affine is not None:
-            h.update(np.ascontiguousarray(self.affine, dtype=np.float64).tobytes())
-        return h.hexdigest()
+        return content_digest((self.segments, self.pixel_spacing, self.slice_spacing),
+                              self.labels, self.affine)
 
     @property
     def frames(self) -> int:

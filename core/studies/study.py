@@ -243,13 +243,8 @@ class Study:
     def fingerprint(self) -> str:
         """The study's content (a job's input digest): its name, pixels and how they are
         shown. Hashed once per Study."""
-        h = hashlib.sha256(repr((self.name, self.format, self.photometric, self.pixels.shape,
-                                 self.pixels.dtype.str, self.window)).encode())
-        # The array's own buffer, not a copy (`tobytes` would double a 1 GB volume).
-        h.update(np.ascontiguousarray(self.pixels).data)
-        if self.affine is not None:
-            h.update(np.ascontiguousarray(self.affine).tobytes())
-        return h.hexdigest()
+        return content_digest((self.name, self.format, self.photometric, self.window),
+                              self.pixels, self.affine)
 
     @property
     def frames(self) -> int:
@@ -421,6 +416,16 @@ def canonical_axes(affine: np.ndarray) -> tuple[tuple[int, ...], list[int],
     order = [patient_axis.index(lps) for lps in (2, 1, 0)]
     spacing = tuple(float(np.linalg.norm(directions[axis])) for axis in order)
     return flips, order, spacing  # type: ignore[return-value]
+
+
+def content_digest(described: tuple, values: np.ndarray, affine: np.ndarray | None) -> str:
+    """The sha256 of an array (its buffer, not a copy: `tobytes` would double a 1 GB
+    volume), its shape and dtype, its affine and what else describes it."""
+    h = hashlib.sha256(repr((*described, values.shape, values.dtype.str)).encode())
+    h.update(np.ascontiguousarray(values).data)
+    if affine is not None:
+        h.update(np.ascontiguousarray(affine, dtype=np.float64).tobytes())
+    return h.hexdigest()
 
 
 def to_canonical(pixels: np.ndarray, affine: np.ndarray

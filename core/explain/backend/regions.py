@@ -26,7 +26,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from core.explain.backend.graph import score_model
-from core.explain.backend.scores import ForwardModel, ScoreModel, _batches, guided_relu
+from core.explain.backend.scores import (
+    ForwardModel,
+    ScoreModel,
+    _batches,
+    gradients_in_batches,
+    guided_relu,
+)
 from core.explain.targets import region_probabilities, region_score, region_scores
 from core.models.runtime.keras import as_arguments, compiled, signature
 
@@ -174,14 +180,7 @@ class RegionModel:
             return gradients
 
         fn = self._compile(("input", guided), build, guided=guided)
-        grads, scores = [], []
-        target = target.astype(np.int32)
-        for start, part in zip(range(0, len(target), batch), _batches(inputs, batch),
-                               strict=True):
-            g, s = self._call(fn, part, target[start:start + batch])
-            grads.append(g.numpy())
-            scores.append(s.numpy())
-        return np.concatenate(grads), np.concatenate(scores)
+        return gradients_in_batches(self._call, fn, inputs, target, batch)
 
 
 @dataclass

@@ -209,14 +209,7 @@ class ScoreModel:
             return gradients
 
         fn = self._compile(("input", guided), build, guided=guided)
-        grads, scores = [], []
-        target = target.astype(np.int32)
-        for start, part in zip(range(0, len(target), batch), _batches(inputs, batch),
-                               strict=True):
-            g, s = self._call(fn, part, target[start:start + batch])
-            grads.append(g.numpy())
-            scores.append(s.numpy())
-        return np.concatenate(grads), np.concatenate(scores)
+        return gradients_in_batches(self._call, fn, inputs, target, batch)
 
 
 @dataclass
@@ -249,6 +242,19 @@ class ForwardModel:
 
     def scores(self, inputs: list[np.ndarray], batch: int = 32) -> np.ndarray:
         return self.probabilities(inputs, batch)
+
+
+def gradients_in_batches(call, fn, inputs: list[np.ndarray], target: np.ndarray,
+                         batch: int) -> tuple[np.ndarray, np.ndarray]:
+    """A compiled (gradients, scores) function `fn` run through `call` over `inputs` in
+    batches of `batch`, each with its images' int32 targets; the results concatenated."""
+    grads, scores = [], []
+    target = target.astype(np.int32)
+    for start, part in zip(range(0, len(target), batch), _batches(inputs, batch), strict=True):
+        g, s = call(fn, part, target[start:start + batch])
+        grads.append(g.numpy())
+        scores.append(s.numpy())
+    return np.concatenate(grads), np.concatenate(scores)
 
 
 def _batches(inputs: list[np.ndarray], size: int):
