@@ -77,8 +77,9 @@ def brain_tissue() -> tuple[Study, LabelMap]:
     labels: 1 grey matter, 2 white matter, 0 everything else.
 
     Each voxel takes the most probable of three classes: grey matter (the GM map), white
-    matter (the WM map) and "other" (1 - GM - WM: CSF, skull, scalp and air together,
-    since no CSF map ships). With three probabilities summing to 1 the winner is at least
+    matter (the WM map) and "other" (1 - GM - WM: CSF and the background together, since
+    no CSF map ships; the template nilearn ships is brain-extracted: zero outside the
+    brain, no skull or scalp). With three probabilities summing to 1 the winner is at least
     1/3; a voxel with GM 0.45, WM 0.40 is grey matter. This is the maximum-probability
     hard labelling of the template's own tissue priors.
     """
