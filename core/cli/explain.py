@@ -154,32 +154,20 @@ def read_mask(args: argparse.Namespace, study):
 
 def localised(saliency: np.ndarray, mask, frame: int, plane: str | None,
               label: str | None) -> dict:
-    """The pointing game and the energy-based pointing game of a map (at the slice's
-    size) against the mask's `label` segment on that slice (every segment for None),
-    each beside a map that knows nothing (core.explain.metrics.localisation)."""
-    import cv2
+    """The map against the mask's `label` segment on that slice (every segment for
+    None): the pointing game and the energy-based pointing game."""
+    from core.explain import ExplainError
+    from core.explain.metrics.localisation import against, mask_region
 
-    from core.explain.metrics.localisation import localisation_report
-
-    view = mask.view(frame, plane)
-    if label is None:
-        region, what = view > 0, "every segment"
-    else:
-        matched = [s for s in mask.segments if s.name.casefold() == label.casefold()]
-        if not matched:
-            names = ", ".join(s.name for s in mask.segments) or "none"
-            raise BadInput(f"--mask {mask.name}: no segment '{label}' (segments: {names})")
-        region, what = view == matched[0].number, matched[0].name
-    if not region.any():
+    try:
+        region, what = mask_region(mask, frame, plane, label)
+    except ExplainError as exc:
+        raise BadInput(f"--mask {exc}") from None
+    found = against(saliency, region)
+    if found is None:
         return {"mask": what, "note": f"no {what} on this slice: not measured"}
-    at = cv2.resize(np.asarray(saliency, np.float32), region.shape[::-1],
-                    interpolation=cv2.INTER_LINEAR)
-    report = localisation_report(at, region)
-    return {"mask": what, "pointing_game": bool(report["pointing_game"][0]),
-            "random_hit": round(report["random_hit"][0], 4),
-            "energy": round(report["energy"][0], 4),
-            "uniform_energy": round(report["uniform_energy"][0], 4),
-            "tolerance_px": report["tolerance"]}
+    return {"mask": what, **{k: round(v, 4) if isinstance(v, float) else v
+                             for k, v in found.items()}}
 
 
 def region_of(value: str | None) -> tuple[str, tuple[int, int, int, int] | None]:

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 
 from core.explain import METHODS, ExplainError, RegionTarget, attribute
-from core.explain.metrics.localisation import localisation_report
+from core.explain.metrics.localisation import against, sentence
 from core.explain.overlay import overlay as blend
 from core.models import Segmenter
 from core.models.inputs import ModelInput
@@ -95,29 +95,15 @@ class RegionExplanation:
         """The map over the slice's picture (`Study.display`)."""
         return blend(picture, self.at_size(*picture.shape[:2]), opacity, colormap)
 
-    def localisation(self, mask: np.ndarray) -> dict[str, Any]:
+    def localisation(self, region: np.ndarray) -> dict[str, Any] | None:
         """The pointing game and the energy-based pointing game of the map against a
-        boolean mask of the slice (any size: the map is resized to it, so the pointing
-        tolerance is in the mask's pixels), each beside what a map that knows nothing
-        gets."""
-        mask = np.asarray(mask, dtype=bool)
-        report = localisation_report(self.at_size(*mask.shape), mask)
-        return {"pointing_game": bool(report["pointing_game"][0]),
-                "random_hit": float(report["random_hit"][0]),
-                "energy": float(report["energy"][0]),
-                "uniform_energy": float(report["uniform_energy"][0]),
-                "tolerance_px": report["tolerance"]}
+        boolean region of the slice (any size), each beside what a map that knows
+        nothing gets; None when the region is empty."""
+        return against(self.input_map, region)
 
-    def localisation_text(self, mask: np.ndarray, what: str) -> str:
-        """The localisation in one sentence, `what` naming the mask."""
-        if not np.asarray(mask).any():
-            return f"No {what} on this slice: localisation not measured."
-        found = self.localisation(mask)
-        return (f"{found['energy']:.0%} of the map's energy lies inside {what} (a uniform "
-                f"map: {found['uniform_energy']:.0%}); its peak is "
-                f"{'inside' if found['pointing_game'] else 'outside'} it (pointing game, "
-                f"{found['tolerance_px']:g} px tolerance; a random point: "
-                f"{found['random_hit']:.0%}).")
+    def localisation_text(self, region: np.ndarray, what: str) -> str:
+        """The localisation in one sentence, `what` naming the region."""
+        return sentence(self.localisation(region), what)
 
 
 def explain_region(segmenter: Segmenter, model_input: ModelInput, method: str, label: int,

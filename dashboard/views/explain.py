@@ -13,12 +13,14 @@ from core.explain import METHODS, ExplainError, black, find_method
 from core.explain import costs as method_costs
 from core.explain import metrics as trust
 from core.explain.backend.graph import spatial_layers
+from core.explain.metrics.localisation import against, mask_region, sentence
 from core.explain.overlay import COLORMAPS, overlay
 from core.jobs import executor, explain_job, faithfulness_job, sanity_job
 from core.models import domain
 from core.models.samples import all_samples, samples
 from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
+from core.studies.masks import fit, read_labels
 from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components.models import available, classifier_for, metadata_form, purpose
@@ -83,6 +85,19 @@ with st.sidebar:
     plane, frame = which_image(study, f"explain_{token}",
                                *((selection.plane, selection.index) if source == FROM_VIEWER
                                  else (None, None)))
+    # A mask of the study (a lesion's outline, a segmenter's output): where each map's
+    # energy lies against it (the pointing games), beside the maps.
+    mask = None
+    mask_file = st.file_uploader("A mask of this study (NIfTI, DICOM SEG or PNG)",
+                                 key=f"explain_mask_{token}",
+                                 help="Measures each map's localisation: the share of its "
+                                      "energy inside the mask, and whether its peak is.")
+    if mask_file is not None:
+        try:
+            mask = fit(read_labels(mask_file.name, mask_file.getvalue(), name=mask_file.name),
+                       study)
+        except StudyError as error:
+            show_error(error)
 
 try:
     # Loaded once per server (app.py starts loading the built-in ones at its start).
@@ -245,6 +260,9 @@ with pictures, st.container(key="overlay"):
                 st.caption(f"{where}{explanation.seconds * 1000:.0f} ms{completeness}")
                 if explanation.caption:  # flat, or equal to another method by construction
                     st.caption(literal(explanation.caption))
+                if mask is not None:
+                    region, what = mask_region(mask, frame, plane)
+                    st.caption(literal(sentence(against(explanation.map, region), what)))
                 if explanation.empty:
                     st.info(f"Nothing speaks for '{literal(explanation.label)}' here: the map is "
                             "empty.", icon=":material/info:")

@@ -5,7 +5,9 @@ the browser's polling does."""
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
+from PIL import Image
 from streamlit.testing.v1 import AppTest
 
 from tests.app.pages import displayed
@@ -132,3 +134,27 @@ def test_bad_upload_is_one_line_and_app_keeps_running(name, payload, expected):
     # The page is still usable afterwards.
     at.radio[0].set_value("Built-in sample").run()
     assert not at.exception and not at.error
+
+
+def test_a_mask_gives_each_map_its_localisation(ct_small, tmp_path):
+    from core.studies import open_study
+
+    study = open_study(ct_small, name="CT_small.dcm")
+    rows, cols = study.image_shape
+    box = np.zeros((rows, cols), np.uint8)
+    box[rows // 4: 3 * rows // 4, cols // 4: 3 * cols // 4] = 255
+    png = tmp_path / "box.png"
+    Image.fromarray(box).save(png)
+    at = explain_page()
+    at.radio[0].set_value("Upload a file").run()
+    at.file_uploader[0].set_value(("CT_small.dcm", ct_small.read_bytes(), "application/dicom"))
+    at.run()
+    mask_box = next(u for u in at.file_uploader if u.label.startswith("A mask of this study"))
+    mask_box.set_value(("box.png", png.read_bytes(), "image/png"))
+    at = settle(at)
+    assert not at.exception and not at.error
+    said = [displayed(c.value) for c in at.caption
+            if "of the map's energy lies inside every segment" in displayed(c.value)]
+    assert said  # one per map: Grad-CAM by default
+    # A uniform map would have the box's share: a quarter of the image.
+    assert "(a uniform map: 25%)" in said[0]

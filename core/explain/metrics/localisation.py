@@ -191,3 +191,51 @@ def _region(shape: tuple[int, int], mask, box) -> np.ndarray:
     if not region.any():
         raise ExplainError("the mask is empty")
     return region
+
+
+# -- a map against a study's mask ------------------------------------------------------------
+
+def mask_region(mask, index: int, plane: str | None,
+                segment: str | None = None) -> tuple[np.ndarray, str]:
+    """One slice of a label map (`core.studies.masks.LabelMap`, fitted to the study) as a
+    boolean region: the segment named `segment` (any case), or every segment for None;
+    and what it is, in words. An unknown segment is a one-line error."""
+    view = mask.view(index, plane)
+    if segment is None:
+        return view > 0, "every segment of the mask"
+    for s in mask.segments:
+        if s.name.casefold() == segment.casefold():
+            return view == s.number, s.name
+    names = ", ".join(s.name for s in mask.segments) or "none"
+    raise ExplainError(f"{mask.name}: no segment '{segment}' (segments: {names})")
+
+
+def against(saliency: np.ndarray, region: np.ndarray,
+            tolerance: float = POINTING_TOLERANCE) -> dict[str, float | bool] | None:
+    """One map (any size: resized bilinear to the region's, so the tolerance is in the
+    region's pixels) against a boolean region: the pointing game and the energy-based
+    pointing game, each beside what a map that knows nothing gets. None when the region
+    is empty (nothing to find on this slice)."""
+    region = np.asarray(region, dtype=bool)
+    if not region.any():
+        return None
+    rows, cols = region.shape
+    at = cv2.resize(np.asarray(saliency, np.float32), (cols, rows),
+                    interpolation=cv2.INTER_LINEAR)
+    report = localisation_report(at, region, tolerance)
+    return {"pointing_game": bool(report["pointing_game"][0]),
+            "random_hit": float(report["random_hit"][0]),
+            "energy": float(report["energy"][0]),
+            "uniform_energy": float(report["uniform_energy"][0]),
+            "tolerance_px": float(report["tolerance"])}
+
+
+def sentence(found: dict[str, float | bool] | None, what: str) -> str:
+    """`against`'s figures in one sentence, `what` naming the region."""
+    if found is None:
+        return f"No {what} on this slice: localisation not measured."
+    return (f"{found['energy']:.0%} of the map's energy lies inside {what} (a uniform map: "
+            f"{found['uniform_energy']:.0%}); its peak is "
+            f"{'inside' if found['pointing_game'] else 'outside'} it (pointing game, "
+            f"{found['tolerance_px']:g} px tolerance; a random point: "
+            f"{found['random_hit']:.0%}).")
