@@ -109,7 +109,8 @@ def samples_export(args: argparse.Namespace) -> int:
         folder = out / s.model
         folder.mkdir(parents=True, exist_ok=True)
         write_volume(s.study, folder / f"{s.file}.nii.gz")
-        write_nifti(s.truth, folder / f"{s.file}.truth.nii.gz")
+        if s.truth is not None:
+            write_nifti(s.truth, folder / f"{s.file}.truth.nii.gz")
         count += 1
     print(f"{count} samples written under {out}")
     return 0

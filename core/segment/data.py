@@ -32,6 +32,7 @@ NILEARN_DATA = "nilearn/datasets/data"
 MNI_T1 = f"{NILEARN_DATA}/mni_icbm152_t1_tal_nlin_sym_09a_converted.nii.gz"
 MNI_GM = f"{NILEARN_DATA}/mni_icbm152_gm_tal_nlin_sym_09a_converted.nii.gz"
 MNI_WM = f"{NILEARN_DATA}/mni_icbm152_wm_tal_nlin_sym_09a_converted.nii.gz"
+COLIN27 = Path("/usr/share/mricron/templates/ch2bet.nii.gz")
 CRANIUM = Path("/usr/share/doc/invesalius-examples/examples/Cranium.inv3")
 
 # Display colours: grey matter and white matter as FreeSurfer's LUT draws cortex and
@@ -53,7 +54,7 @@ class Sample:
 
     name: str
     study: Study
-    truth: LabelMap
+    truth: LabelMap | None  # None: a volume without a tissue ground truth
     model: str
     file: str  # the stem its files get when exported (`medlens samples export`)
 
@@ -194,9 +195,22 @@ def head_ct() -> tuple[Study, LabelMap]:
     return study, truth
 
 
+@cache
+def colin27() -> Study:
+    """Colin27 (Holmes et al. 1998: one subject scanned 27 times and averaged), brain-
+    extracted (`ch2bet.nii.gz`, Debian mricron-data, BSD-3): a brain the brain-tissue
+    model never saw. No tissue ground truth ships with it (its atlases are parcellations:
+    bench/segment_colin27.py compares with AAL's grey-matter parcels)."""
+    path = COLIN27
+    if not path.is_file():
+        raise StudyError(f"{path}: missing (Debian mricron-data: run make setup)")
+    return open_study(path, name="Colin27 (ch2bet.nii.gz)")
+
+
 def samples() -> tuple[Sample, ...]:
-    """The built-in segmentation examples, one per built-in model. A missing data
-    package raises one line (ModelError or StudyError) saying to run make setup."""
+    """The built-in segmentation examples: each model's training volume with its ground
+    truth, and a brain the brain model never saw. A missing data package raises one line
+    (ModelError or StudyError) saying to run make setup."""
     brain, brain_truth = brain_tissue()
     ct, ct_truth = head_ct()
     return (
@@ -204,5 +218,7 @@ def samples() -> tuple[Sample, ...]:
                "brain-tissue-unet", "mni152-t1"),
         Sample("Cranium.inv3 (head CT, InVesalius)", ct, ct_truth, "head-ct-unet",
                "cranium-ct"),
+        Sample("Colin27 (another brain, never seen in training)", colin27(), None,
+               "brain-tissue-unet", "colin27"),
     )
 

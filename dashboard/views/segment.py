@@ -81,8 +81,8 @@ with st.sidebar:
             with st.spinner("Reading the volume…"):
                 study, truth = sample.study, sample.truth
             token = f"sample-{chosen}"
-            st.caption(f"Ground truth: {literal(sample.truth.name)}; made for "
-                       f"{literal(sample.model)}")
+            st.caption(f"Ground truth: {literal(sample.truth.name)}" if sample.truth
+                       else "No tissue ground truth ships with this volume.")
         else:
             upload = st.file_uploader("Study: DICOM, NIfTI, PNG or a zip of a series",
                                       key="segment_upload")

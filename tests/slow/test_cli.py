@@ -37,7 +37,7 @@ def exported(tmp_path_factory) -> Path:
 def test_samples_export_layout(exported):
     files = sorted(p.relative_to(exported) for p in exported.rglob("*") if p.is_file())
     # The labelled images, and each segmentation volume with its ground truth.
-    assert len(files) == 17 + 16 + 17 + 2 * 2
+    assert len(files) == 17 + 16 + 17 + 2 * 2 + 1  # Colin27 has no ground truth
     assert Path("head-ct-unet/cranium-ct.nii.gz") in files
     assert Path("brain-tissue-unet/mni152-t1.truth.nii.gz") in files
     assert Path("braintumor-xception/glioma/Te-gl_0010.jpg") in files
