@@ -8,8 +8,8 @@ st.title("MedLens")
 st.markdown(
     "Look inside medical-imaging models: open a study, run a real trained model on it, "
     "see its prediction and **why** it made it (maps over the image), exactly what the "
-    "model was shown, how two architectures differ on it, and how a model does on a "
-    "labelled set."
+    "model was shown, the masks a segmentation model draws, how two architectures differ "
+    "on it, and how a model does on a labelled set."
 )
 st.warning(
     f"**Intended use:** {INTENDED_USE} MedLens shows what a model computes; it does "
@@ -20,6 +20,9 @@ st.page_link("views/viewer.py", label="View a study: DICOM, NIfTI, PNG or JPEG",
              icon=":material/image_search:")
 st.page_link("views/explain.py", label="Explain a study: twelve methods, and whether to "
              "trust their maps", icon=":material/visibility:")
+st.page_link("views/segment.py", label="Segment a study: masks as a viewer draws them, "
+             "Dice and HD95 against a ground truth, Seg-Grad-CAM",
+             icon=":material/layers:")
 st.page_link("views/compare.py", label="Compare 2 to 4 models on one study, side by side",
              icon=":material/compare:")
 st.page_link("views/evaluate.py", label="Evaluate models on a labelled set: accuracy, F1, "
@@ -30,13 +33,14 @@ st.page_link("views/zoo.py", label="Model zoo: every model's card and layers; ad
 st.subheader("Built-in models")
 # Widths that add up to the page's width at 1440 px, and rows tall enough that Streamlit
 # wraps the long texts (it wraps only above 4rem): the whole table is read, none cut off.
-WIDTHS = {"model": 140, "task": 230, "labels": 150, "input": 80, "runtime": 70,
-          "source": 120, "licence": 120}
+WIDTHS = {"model": 135, "task": 95, "purpose": 190, "labels": 130, "input": 70,
+          "runtime": 60, "source": 115, "licence": 115}
 st.dataframe(
     [
         {
             "model": c.id,
-            "task": c.purpose,
+            "task": c.task,
+            "purpose": c.purpose,
             "labels": ", ".join(c.labels),
             "input": "x".join(map(str, c.input_shape)),
             "runtime": c.runtime,

@@ -29,7 +29,10 @@ def test_home_says_what_it_is_and_is_not():
     assert any("not for diagnosis" in w.value for w in at.warning)
     table = at.dataframe[0].value
     assert set(table["model"]) == {"braintumor-xception", "pneumonia-xception",
-                                   "braintumor-vgg16", "skinlesion-xception"}
+                                   "braintumor-vgg16", "skinlesion-xception",
+                                   "brain-tissue-unet", "head-ct-unet"}
+    assert dict(zip(table["model"], table["task"], strict=True))["head-ct-unet"] == \
+        "segmentation"
 
 
 def test_sample_gives_prediction_chart_and_overlay(brain_samples):

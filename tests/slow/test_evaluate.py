@@ -252,7 +252,8 @@ def test_cli_skips_unreadable_files_and_leaves_out_unknown_folders(exported, tmp
         (["--model", "braintumor-xception", "--data", "/no/such/dir"],
          "/no/such/dir: no such file or folder"),
         (["--model", "braintumor-xception", "--data", "EXPORTED"],
-         "folders 'braintumor-vgg16', 'braintumor-xception', 'pneumonia-xception' are not "
+         "folders 'brain-tissue-unet', 'braintumor-vgg16', 'braintumor-xception', "
+         "'head-ct-unet', 'pneumonia-xception' are not "
          "among braintumor-xception's labels"),
         (["--model", "braintumor-xception", "--data", "EMPTY"], "no images in label sub-folders"),
         (["--model", "braintumor-xception", "--data", "BAD.zip"], "not a readable zip file"),
