@@ -117,3 +117,47 @@ def test_one_slice_leaves_the_others_empty(segmenter):
 def test_out_of_range_slice_is_one_line(segmenter):
     with pytest.raises(ModelError, match="out of range"):
         segment(segmenter, volume(), indices=[10_000])
+
+
+def bright_onnx() -> bytes:
+    """A real ONNX segmentation graph, (N, 32, 32, 1) channels last in, (N, 32, 32, 2)
+    softmax out: a 1x1 convolution that scores "bright" by the pixel's value (so the
+    mask is the pixels above 0.5), written with onnx.helper."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    weight = numpy_helper.from_array(np.array([[[[-10.0]]], [[[10.0]]]], np.float32), "w")
+    bias = numpy_helper.from_array(np.array([5.0, -5.0], np.float32), "b")
+    nodes = [
+        helper.make_node("Transpose", ["image"], ["nchw"], perm=[0, 3, 1, 2]),
+        helper.make_node("Conv", ["nchw", "w", "b"], ["scores"]),
+        helper.make_node("Transpose", ["scores"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Softmax", ["nhwc"], ["probabilities"], axis=-1),
+    ]
+    graph = helper.make_graph(
+        nodes, "bright",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["N", 32, 32, 1])],
+        [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, ["N", 32, 32, 2])],
+        [weight, bias])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    return model.SerializeToString()
+
+
+def test_an_uploaded_onnx_segmentation_model_segments_and_explains():
+    from core.explain import RegionTarget, explain
+
+    model = load_user_model(bright_onnx(), "background,bright",
+                            {"channels": "grey", "scale": "unit"}, name="bright.onnx")
+    assert isinstance(model, Segmenter) and model.card.outputs == "probabilities"
+    study = volume()
+    result = segment(model, study)
+    # The mask is exactly the voxels the graph's rule marks, laid back on the study.
+    middle = study.count("axial") // 2
+    x = model.card.prepare(study, frame=middle, plane="axial").array[..., 0]
+    assert np.array_equal(model.labels(x[None, ..., None])[0], (x > 0.5).astype(np.uint8))
+    assert result.mask.labels.any() and result.mask.labels.shape == study.pixels.shape
+    # Occlusion runs on onnxruntime over a region; gradient methods say why they cannot.
+    target = RegionTarget(1, x > 0.5)
+    assert explain(model.onnx, x[None, ..., None], "occlusion", target).shape == (1, 32, 32)
+    with pytest.raises(Exception, match="needs gradients"):
+        explain(model.onnx, x[None, ..., None], "gradcam", target)
