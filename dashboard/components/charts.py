@@ -253,17 +253,3 @@ def slice_dice(per_slice: dict, current: int,
 
 def _rgb(colour: tuple[int, int, int]) -> str:
     return f"rgb({colour[0]}, {colour[1]}, {colour[2]})"
-
-
-def legend_table(segments, volumes_ml: dict[str, float], truth_ml: dict[str, float]):
-    """Each segment's volume (and the ground truth's), its colour as a swatch in the
-    first cell: the legend of the mask above. A pandas Styler (cells are plain text)."""
-    import pandas as pd
-
-    rows = [{"colour": "■", "label": s.name, "model (mL)": round(volumes_ml.get(s.name, 0.0), 2),
-             **({"ground truth (mL)": round(truth_ml.get(s.name, 0.0), 2)} if truth_ml else {})}
-            for s in segments]
-    colours = [f"color: {_rgb(s.colour)}; font-size: 1.3em" for s in segments]
-    volumes = [c for c in rows[0] if c.endswith("(mL)")] if rows else []
-    return (pd.DataFrame(rows).style.apply(lambda column: colours, subset=["colour"])
-            .format("{:.1f}", subset=volumes))

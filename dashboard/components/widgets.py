@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import base64
+from functools import cache
+
+import numpy as np
 import streamlit as st
 
 from core.studies import Study
-from core.studies.viewing import MaskStyle
+from core.studies.viewing import MaskStyle, png
 from dashboard.components.text import literal
 
 
@@ -45,3 +49,25 @@ def mask_style(segments, key: str) -> MaskStyle:
                            key=f"{key}_show_{segment.number}", help=f"colour {swatch}"):
             hidden.add(segment.number)
     return MaskStyle(fill=fill, outline=outline, hidden=frozenset(hidden))
+
+
+@cache
+def swatch(colour: tuple[int, int, int]) -> str:
+    """A small square of `colour` as a PNG data URL (a table's image cell)."""
+    picture = np.zeros((12, 12, 3), np.uint8)
+    picture[1:-1, 1:-1] = colour
+    return "data:image/png;base64," + base64.b64encode(png(picture)).decode("ascii")
+
+
+def volumes_table(segments, volumes_ml: dict[str, float],
+                  truth_ml: dict[str, float] | None = None, heading: str = "model") -> None:
+    """Each segment's volume (`heading (mL)`; and the ground truth's), its colour in the
+    first cell: the legend of the mask drawn above. Cells are plain text."""
+    rows = [{"colour": swatch(tuple(s.colour)), "label": s.name,
+             f"{heading} (mL)": volumes_ml.get(s.name, 0.0),
+             **({"ground truth (mL)": truth_ml.get(s.name, 0.0)} if truth_ml else {})}
+            for s in segments]
+    volume = st.column_config.NumberColumn(format="%.2f")
+    st.dataframe(rows, hide_index=True, width="stretch",
+                 column_config={"colour": st.column_config.ImageColumn("colour", width="small"),
+                                f"{heading} (mL)": volume, "ground truth (mL)": volume})

@@ -23,7 +23,7 @@ from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components.models import available, classifier_for, purpose
 from dashboard.components.text import literal, show_error
-from dashboard.components.widgets import mask_style, which_image
+from dashboard.components.widgets import mask_style, volumes_table, which_image
 
 SOURCES = ["Built-in volume", "Upload"]
 
@@ -168,8 +168,7 @@ with (columns[1] if truth is None else st.container()):
     st.subheader("Volumes")
     if volumes_ml:
         # The table is the legend too: each label's colour in its first cell.
-        st.dataframe(charts.legend_table(mask.segments, volumes_ml, truth_ml),
-                     hide_index=True, width="stretch")
+        volumes_table(mask.segments, volumes_ml, truth_ml)
     else:
         st.caption("Pixel spacing unknown: volumes cannot be measured.")
     st.caption(f"{len(result.indices)} {'slices' if result.plane else 'images'} "

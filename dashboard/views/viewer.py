@@ -13,7 +13,7 @@ from core.studies.masks import LabelMap, fit, read_labels
 from core.studies.windows import Window
 from dashboard import state
 from dashboard.components.text import literal, show_error
-from dashboard.components.widgets import mask_style, which_image
+from dashboard.components.widgets import mask_style, volumes_table, which_image
 
 SOURCES = ["Built-in example", "Upload files"]
 
@@ -109,8 +109,7 @@ def show(token: str, study: Study) -> None:
                        f"{len(mask.segments)} segment(s)")
             measured = mask.volumes_ml()
             if measured:
-                st.dataframe([{"segment": name, "volume (mL)": round(ml, 2)}
-                              for name, ml in measured.items()], hide_index=True)
+                volumes_table(mask.segments, measured, heading="volume")
             else:
                 st.caption("Pixel spacing unknown: volumes cannot be measured.")
             for note in mask.notes:

@@ -391,7 +391,7 @@ def test_a_mask_is_drawn_over_its_study_with_its_volumes(tmp_path):
     # Its segment by name (the file's text, drawn literally), its volume in mL.
     toggle = next(c for c in at.checkbox if displayed(c.label) == "bright *voxels*")
     table = at.dataframe[0].value
-    assert list(table["segment"]) == ["bright *voxels*"]
+    assert list(table["label"]) == ["bright *voxels*"]
     expected = bright.sum() * np.prod(study.spacing) / 1000
     assert abs(table["volume (mL)"][0] - expected) < 0.01
     toggle.uncheck().run()  # hidden: the picture is the plain one again
