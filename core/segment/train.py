@@ -31,6 +31,7 @@ from core.models.cards import CARDS_DIR, ModelCard, ModelError
 from core.models.registry import sha256
 from core.nets.unet import unet
 from core.segment import data, metrics
+from core.segment.run import at_size
 from core.studies import Study, StudyError
 from core.studies.masks import LabelMap
 from core.studies.study import to_canonical
@@ -183,16 +184,11 @@ def predict(model: Any, card: ModelCard, study: Study, indices: list[int],
             plane: str, batch: int = 16) -> np.ndarray:
     """(n, rows, cols) labels at the study's view resolution: the model's probabilities
     resized bilinear to each view's size, then the most probable label."""
-    import cv2
-
     x = np.stack([card.prepare(study, frame=i, plane=plane).array for i in indices])
     probs = np.asarray(model.predict(x, batch_size=batch, verbose=0))
-    out = []
-    for i, p in zip(indices, probs, strict=True):
-        rows, cols = study.view(i, plane).values.shape
-        up = cv2.resize(p.astype(np.float32), (cols, rows), interpolation=cv2.INTER_LINEAR)
-        out.append(np.argmax(up.reshape(rows, cols, -1), axis=-1).astype(np.uint8))
-    return np.stack(out)
+    # Laid back on each slice as the app does (core.segment.run.at_size).
+    return np.stack([at_size(p, *study.view(i, plane).values.shape).argmax(axis=-1)
+                     .astype(np.uint8) for i, p in zip(indices, probs, strict=True)])
 
 
 def evaluate(model: Any, card: ModelCard, study: Study, labels: LabelMap,
