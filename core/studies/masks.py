@@ -22,7 +22,7 @@ import numpy as np
 from core.studies.reader import is_seg, open_study
 from core.studies.study import (
     MAX_VOXELS,
-    PLANES,
+    Stack,
     Study,
     StudyError,
     canonical_axes,
@@ -65,7 +65,7 @@ class Segment:
 
 
 @dataclass
-class LabelMap:
+class LabelMap(Stack):
     """Which segment each voxel belongs to, aligned with a study.
 
     `labels`: (n, rows, cols) uint8 or uint16, n frames or slices as in `Study.pixels`.
@@ -89,29 +89,18 @@ class LabelMap:
                               self.labels, self.affine)
 
     @property
-    def frames(self) -> int:
-        return int(self.labels.shape[0])
+    def _stack(self) -> np.ndarray:
+        return self.labels
 
     @property
     def is_volume(self) -> bool:
         """As `Study.is_volume`: slices with a known position and orientation."""
         return self.affine is not None and self.frames > 1
 
-    def count(self, plane: str | None = None) -> int:
-        """How many 2-D label images there are in `plane` (as `Study.count`)."""
-        plane = self._plane(plane)
-        if plane is None:
-            return self.frames
-        return int(self._canonical[0].shape[PLANES.index(plane)])
-
     def view(self, index: int, plane: str | None = None) -> np.ndarray:
         """The 2-D labels of one image, oriented exactly as `Study.view(index, plane)`
         orients the pixels of a study with the same geometry."""
-        plane = self._plane(plane)
-        count = self.count(plane)
-        if not 0 <= index < count:
-            what = f"{plane} slice" if plane else "frame"
-            raise StudyError(f"{self.name}: {what} {index} is out of range (0..{count - 1})")
+        plane = self._index(index, plane)
         if plane is None:
             return self.labels[index]
         return cut(*self._canonical, plane, index)[0]
@@ -143,20 +132,6 @@ class LabelMap:
     def _top(self) -> int:
         return max((s.number for s in self.segments), default=0)
 
-    def _plane(self, plane: str | None) -> str | None:
-        if not self.is_volume:
-            if plane not in (None, "axial"):
-                raise StudyError(f"{self.name}: not a volume, so no {plane} view")
-            return None
-        if plane is None:
-            return ("sagittal", "coronal", "axial")[int(np.argmax(np.abs(self.affine[:3, 2])))]
-        if plane not in PLANES:
-            raise StudyError(f"{self.name}: unknown plane '{plane}' (planes: {', '.join(PLANES)})")
-        return plane
-
-    @cached_property
-    def _canonical(self) -> tuple[np.ndarray, tuple[float, float, float]]:
-        return to_canonical(self.labels, self.affine)
 
 
 # -- reading ------------------------------------------------------------------------------

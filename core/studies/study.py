@@ -202,8 +202,69 @@ class View:
     label: str
 
 
+class Stack:
+    """What a study and a label map share: 2-D images with the frame or slice axis first,
+    and the geometry (`affine`: (column, row, slice) -> LPS mm) that cuts a volume in
+    the three planes. Subclasses give `name`, `affine`, `is_volume` and `_stack`."""
+
+    name: str
+    affine: np.ndarray | None
+
+    @property
+    def _stack(self) -> np.ndarray:
+        raise NotImplementedError
+
+    @property
+    def is_volume(self) -> bool:
+        raise NotImplementedError
+
+    @property
+    def frames(self) -> int:
+        """How many 2-D images it holds (frames or slices)."""
+        return int(self._stack.shape[0])
+
+    @property
+    def acquired_plane(self) -> str | None:
+        """The plane the slices were acquired in (the one the volume opens in)."""
+        if not self.is_volume:
+            return None
+        normal = np.abs(self.affine[:3, 2])
+        return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
+
+    def count(self, plane: str | None = None) -> int:
+        """How many images there are to scroll through in `plane`."""
+        plane = self._plane(plane)
+        if plane is None:
+            return self.frames
+        return int(self._canonical[0].shape[PLANES.index(plane)])
+
+    def _index(self, index: int, plane: str | None) -> str | None:
+        """The plane to cut (None: frames as stored), with `index` checked against it."""
+        plane = self._plane(plane)
+        count = self.count(plane)
+        if not 0 <= index < count:
+            what = f"{plane} slice" if plane else "frame"
+            raise StudyError(f"{self.name}: {what} {index} is out of range (0..{count - 1})")
+        return plane
+
+    def _plane(self, plane: str | None) -> str | None:
+        if not self.is_volume:
+            if plane not in (None, "axial"):
+                raise StudyError(f"{self.name}: not a volume, so no {plane} view")
+            return None
+        if plane is None:
+            return self.acquired_plane
+        if plane not in PLANES:
+            raise StudyError(f"{self.name}: unknown plane '{plane}' (planes: {', '.join(PLANES)})")
+        return plane
+
+    @cached_property
+    def _canonical(self) -> tuple[np.ndarray, tuple[float, float, float]]:
+        return to_canonical(self._stack, self.affine)
+
+
 @dataclass
-class Study:
+class Study(Stack):
     """One study, its pixels in physical units, ready to be shown.
 
     `pixels` has the frame or slice axis first: (n, rows, cols) for greyscale,
@@ -247,9 +308,8 @@ class Study:
                               self.pixels, self.affine)
 
     @property
-    def frames(self) -> int:
-        """How many 2-D images the study holds (frames or slices)."""
-        return int(self.pixels.shape[0])
+    def _stack(self) -> np.ndarray:
+        return self.pixels
 
     @property
     def is_colour(self) -> bool:
@@ -294,32 +354,14 @@ class Study:
         """The planes a volume can be viewed in; () for images and cines."""
         return PLANES if self.is_volume else ()
 
-    @property
-    def acquired_plane(self) -> str | None:
-        """The plane the slices were acquired in (the one the volume opens in)."""
-        if not self.is_volume:
-            return None
-        normal = np.abs(self.affine[:3, 2])
-        return ("sagittal", "coronal", "axial")[int(np.argmax(normal))]
-
-    def count(self, plane: str | None = None) -> int:
-        """How many images there are to scroll through in `plane`."""
-        plane = self._plane(plane)
-        if plane is None:
-            return self.frames
-        return int(self._canonical[0].shape[PLANES.index(plane)])
-
     def default_index(self, plane: str | None = None) -> int:
         """Where a viewer opens: the middle slice of a volume, the first frame otherwise."""
         return self.count(plane) // 2 if self._plane(plane) else 0
 
     def view(self, index: int = 0, plane: str | None = None) -> View:
         """One 2-D image in physical units, oriented for display (radiological for volumes)."""
-        plane = self._plane(plane)
+        plane = self._index(index, plane)
         count = self.count(plane)
-        if not 0 <= index < count:
-            what = f"{plane} slice" if plane else "frame"
-            raise StudyError(f"{self.name}: {what} {index} is out of range (0..{count - 1})")
         if plane is None:
             label = f"frame {index + 1} of {count}" if count > 1 else "image"
             return View(self.pixels[index], self.pixel_spacing, None, index, count, label)
@@ -368,21 +410,6 @@ class Study:
         return found
 
     # -- internals --------------------------------------------------------------------
-
-    def _plane(self, plane: str | None) -> str | None:
-        if not self.is_volume:
-            if plane not in (None, "axial"):
-                raise StudyError(f"{self.name}: not a volume, so no {plane} view")
-            return None
-        if plane is None:
-            return self.acquired_plane
-        if plane not in PLANES:
-            raise StudyError(f"{self.name}: unknown plane '{plane}' (planes: {', '.join(PLANES)})")
-        return plane
-
-    @cached_property
-    def _canonical(self) -> tuple[np.ndarray, tuple[float, float, float]]:
-        return to_canonical(self.pixels, self.affine)
 
     @cached_property
     def auto_window(self) -> Window:
