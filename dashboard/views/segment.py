@@ -6,6 +6,7 @@ where it did.
 The mask of a whole volume is one job, computed once per model and study and kept:
 scrolling, another plane or other colours only redraw it."""
 
+from dataclasses import replace
 from functools import partial
 
 import streamlit as st
@@ -49,6 +50,8 @@ def jump_to(slider: str, chart: str | None = None, number: int | None = None) ->
             return
         number = int(points[0]["x"])
     st.session_state[slider] = number
+
+
 EXPECTED = (ExplainError, models.ModelError)
 
 st.title("Segment")
@@ -77,7 +80,8 @@ with st.sidebar:
                                   index=own[0] if own else 0,
                                   key=f"segment_sample_{model_id}")
             sample = offered[chosen]
-            own_volume = sample.model == model_id
+            # The volume this model was trained on (the others it never saw).
+            own_volume = sample.model == model_id and sample.truth is not None
             with st.spinner("Reading the volume…"):
                 study, truth = sample.study, sample.truth
             token = f"sample-{chosen}"
@@ -154,7 +158,12 @@ try:
                      caption=f"{literal(model_id)}'s mask · {pic.view.label}")
     if truth is not None:
         with columns[1]:
-            truth_pic = viewer.picture(study, index, window, plane, mask=truth, style=style)
+            # The toggles name segments: the truth's own numbers may differ.
+            hidden = {s.name.casefold() for s in mask.segments if s.number in style.hidden}
+            truth_style = replace(style, hidden=frozenset(
+                s.number for s in truth.segments if s.name.casefold() in hidden))
+            truth_pic = viewer.picture(study, index, window, plane, mask=truth,
+                                       style=truth_style)
             st.image(viewer.png(truth_pic.image), output_format="PNG", width="stretch",
                      caption=f"Ground truth ({literal(truth.name)}) · {pic.view.label}")
     st.caption(viewer.spacing_caption(pic, study))
