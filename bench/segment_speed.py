@@ -100,6 +100,7 @@ def slider_figure(moves: int) -> dict:
         wait_jobs_done(page, 600)
         image = viewer_image(page, "segment_image")
         expect(image).to_be_visible(timeout=600_000)
+        wait_jobs_done(page, 600)  # the first slice's Seg-Grad-CAM too: warm means warm
         wait_idle(page)
         thumb = page.get_by_test_id("stSlider").filter(
             has=page.get_by_text("Slice", exact=True)).get_by_role("slider")

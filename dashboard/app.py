@@ -10,13 +10,15 @@ from core import models
 from core.explain import explain_input
 from core.jobs import executor
 from core.models.samples import all_samples, samples
+from core.segment import data as volumes
+from core.segment.explain import explain_region
 from core.studies import open_study
 
 # The built-in models the pages run, in the order a visitor is likely to need them (the
 # Explain page opens on the first); "@keras" is the VGG16's Keras port, on which the
 # gradient and CAM methods explain it.
 WARM = ("braintumor-xception", "pneumonia-xception", "braintumor-vgg16",
-        "braintumor-vgg16@keras", "skinlesion-xception")
+        "braintumor-vgg16@keras", "skinlesion-xception", "head-ct-unet", "brain-tissue-unet")
 # Served by this server: a material icon as favicon is fetched from fonts.gstatic.com.
 FAVICON = Path(__file__).resolve().parents[1] / "assets" / "favicon.png"
 # Wide enough for a model id, and a sample's file name with its label, read whole.
@@ -33,10 +35,21 @@ LAYOUT_CSS = """<style>
 
 def warm(name: str) -> None:
     """Load a built-in model ("id" or "id@runtime") and trace what a page first asks of
-    it, a prediction and a Grad-CAM (on one of its samples, or another model's): the first
-    map then costs its computing only, not seconds of loading and tracing."""
+    it, a prediction and a Grad-CAM (on one of its samples, or another model's; for a
+    segmentation model a slice of its volume and Seg-Grad-CAM): the first map then costs
+    its computing only, not seconds of loading and tracing."""
     model_id, _, runtime = name.partition("@")
     classifier = models.load(model_id, runtime or None)
+    if classifier.card.task == "segmentation":
+        # A slice of its own volume, and Seg-Grad-CAM of its last label there (traced).
+        study = next(s.study for s in volumes.samples() if s.model == model_id)
+        plane = classifier.card.plane
+        model_input = classifier.card.prepare(study, frame=study.default_index(plane),
+                                              plane=plane)
+        classifier.probabilities(model_input.batch)
+        explain_region(classifier, model_input, "gradcam", len(classifier.card.labels) - 1,
+                       "image")
+        return
     sample = (samples(classifier.card) or all_samples())[0]
     model_input = classifier.card.prepare(open_study(sample.path, name=sample.name))
     classifier.predict(model_input)
