@@ -286,9 +286,11 @@ class TerminalProgress:
         with self._lock:
             if self._closed or line == self._line:
                 return
+            # Recorded before it is written: Ctrl-C can land in the middle of the write
+            # (a redraw from the main thread), and `close` must still clear it.
+            previous, self._line = self._line, line
             # Spaces cover the rest of a longer previous line.
-            self._write("\r" + line + " " * (len(self._line) - len(line)))
-            self._line = line
+            self._write("\r" + line + " " * (len(previous) - len(line)))
 
     def listen(self, handle: Handle) -> None:
         """A job listener: the job's progress while it runs (the end is `close`'s)."""
