@@ -2,16 +2,15 @@
 
 from pathlib import Path
 
+import numpy as np
 import streamlit as st
 from streamlit import config
 from streamlit.runtime.scriptrunner import script_runner
 
 from core import models
-from core.explain import explain_input
+from core.explain import RegionTarget, attribute, explain_input
 from core.jobs import executor
 from core.models.samples import all_samples, samples
-from core.segment import data as volumes
-from core.segment.explain import explain_region
 from core.studies import open_study
 
 # The built-in models the pages run, in the order a visitor is likely to need them (the
@@ -41,14 +40,11 @@ def warm(name: str) -> None:
     model_id, _, runtime = name.partition("@")
     classifier = models.load(model_id, runtime or None)
     if classifier.card.task == "segmentation":
-        # A slice of its own volume, and Seg-Grad-CAM of its last label there (traced).
-        study = next(s.study for s in volumes.samples() if s.model == model_id)
-        plane = classifier.card.plane
-        model_input = classifier.card.prepare(study, frame=study.default_index(plane),
-                                              plane=plane)
-        classifier.probabilities(model_input.batch)
-        explain_region(classifier, model_input, "gradcam", len(classifier.card.labels) - 1,
-                       "image")
+        # Tracing needs only the input's shape: a blank slice, not a volume read at start.
+        blank = np.zeros((1, *classifier.card.input_shape), np.float32)
+        classifier.probabilities(blank)
+        attribute(classifier.keras_model, blank, "gradcam",
+                  RegionTarget(len(classifier.card.labels) - 1))
         return
     sample = (samples(classifier.card) or all_samples())[0]
     model_input = classifier.card.prepare(open_study(sample.path, name=sample.name))

@@ -94,3 +94,14 @@ def pytest_collection_modifyitems(items) -> None:
         for marker, calls in CALLS.items():
             if tier != marker and names & calls:
                 item.add_marker(getattr(pytest.mark, marker))
+
+
+@pytest.fixture(scope="session")
+def exported(tmp_path_factory) -> Path:
+    """`medlens samples export` once per test process: the labelled images and the
+    segmentation volumes with their ground truth, as files (read only by the tests)."""
+    from core.cli import main
+
+    out = tmp_path_factory.mktemp("samples")
+    assert main(["samples", "export", str(out)]) == 0
+    return out

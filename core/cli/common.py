@@ -132,9 +132,12 @@ def _plane(study: Study, plane: str | None) -> str | None:
     return plane or study.acquired_plane
 
 
-def image_index(study: Study, args: argparse.Namespace) -> tuple[int, str | None]:
-    """(index, plane) from --frame/--slice and --plane, checked against the study."""
-    plane = _plane(study, args.plane)
+def image_index(study: Study, args: argparse.Namespace,
+                default_plane: str | None = None) -> tuple[int, str | None]:
+    """(index, plane) from --frame/--slice and --plane, checked against the study;
+    without --plane a volume is cut in `default_plane` (a segmentation model's own), else
+    the plane it was acquired in."""
+    plane = _plane(study, args.plane or (default_plane if study.is_volume else None))
     given = args.slice if args.slice is not None else args.frame
     option = "--slice" if args.slice is not None else "--frame"
     count = study.count(plane)

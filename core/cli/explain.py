@@ -68,7 +68,7 @@ def explain_cmd(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from core.explain import black, find_method
-    from core.explain.overlay import COLORMAPS, overlay
+    from core.explain.overlay import overlay
     from core.jobs import explain_job, faithfulness_job, sanity_job
     from core.models.domain import check as check_domain
 
@@ -79,15 +79,10 @@ def explain_cmd(args: argparse.Namespace) -> int:
         raise BadInput("--region goes with --label, for a segmentation model")
     if args.mask is not None and not args.metrics:
         raise BadInput("--mask goes with --metrics (the map's localisation against it)")
-    if args.colormap not in COLORMAPS:
-        raise BadInput(f"--colormap: unknown '{args.colormap}' (known: {', '.join(COLORMAPS)})")
-    if not 0.0 <= args.opacity <= 1.0:
-        raise BadInput(f"--opacity: {args.opacity} is not between 0 and 1")
+    check_output(args)
     if c is not None:
         check_target(args.target, c)
         metadata_answers(args, c)
-    if args.out.exists() and not args.out.is_dir():
-        raise BadInput(f"--out {args.out}: exists and is not a folder")
     options = method_options(args.option)
     find_method(args.method).resolve(options)  # unknown or bad options: before any loading
     study = read_study(args.path)
@@ -143,6 +138,18 @@ def explain_cmd(args: argparse.Namespace) -> int:
     return 0
 
 
+def check_output(args: argparse.Namespace) -> None:
+    """--colormap, --opacity and --out, checked before anything is loaded."""
+    from core.explain.overlay import COLORMAPS
+
+    if args.colormap not in COLORMAPS:
+        raise BadInput(f"--colormap: unknown '{args.colormap}' (known: {', '.join(COLORMAPS)})")
+    if not 0.0 <= args.opacity <= 1.0:
+        raise BadInput(f"--opacity: {args.opacity} is not between 0 and 1")
+    if args.out.exists() and not args.out.is_dir():
+        raise BadInput(f"--out {args.out}: exists and is not a folder")
+
+
 def read_mask(args: argparse.Namespace, study):
     """--mask read and fitted to the study (None without it)."""
     if args.mask is None:
@@ -190,7 +197,6 @@ def explain_segmentation(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from core.explain import find_method
-    from core.explain.overlay import COLORMAPS
     from core.jobs import explain_region_job
 
     c = chosen_card(args)
@@ -199,8 +205,7 @@ def explain_segmentation(args: argparse.Namespace) -> int:
         if value:
             raise BadInput(f"{flag} is for classifiers; a segmentation model explains a "
                            "--label over a --region")
-    if args.colormap not in COLORMAPS:
-        raise BadInput(f"--colormap: unknown '{args.colormap}' (known: {', '.join(COLORMAPS)})")
+    check_output(args)
     if args.label is None:
         raise BadInput("a segmentation model: give the --label to explain"
                        + (f" ({', '.join(c.labels[1:])})" if c is not None else ""))
@@ -213,8 +218,6 @@ def explain_segmentation(args: argparse.Namespace) -> int:
     region, box = region_of(args.region)
     if args.mask is not None and not args.metrics:
         raise BadInput("--mask goes with --metrics (the map's localisation against it)")
-    if args.out.exists() and not args.out.is_dir():
-        raise BadInput(f"--out {args.out}: exists and is not a folder")
     options = method_options(args.option)
     find_method(args.method).resolve(options)
     study = read_study(args.path)
@@ -228,12 +231,7 @@ def explain_segmentation(args: argparse.Namespace) -> int:
         raise BadInput(f"--label: unknown label '{args.label}' (labels: {', '.join(c.labels)})")
     from core.segment.run import model_plane
 
-    plane = model_plane(c, study, args.plane)
-    given = args.slice if args.slice is not None else args.frame
-    frame = study.default_index(plane) if given is None else given
-    count = study.count(plane)
-    if not 0 <= frame < count:
-        raise BadInput(f"{study.name}: --slice {frame} is out of range (0..{count - 1})")
+    frame, plane = image_index(study, args, model_plane(c, study))
     model_input = c.prepare(study, frame=frame, plane=plane)
     started = time.perf_counter()
     result = run_job(explain_region_job(segmenter, model_input, args.method,

@@ -16,6 +16,7 @@ from core.cli.common import (
     add_image_options,
     add_model_options,
     chosen_card,
+    image_index,
     load_classifier,
     print_result,
     read_study,
@@ -65,21 +66,15 @@ def segment_cmd(args: argparse.Namespace) -> int:
                        "medlens models list)")
     study = read_study(args.path)
     truth = fit(read_labels(Path(args.truth), name=args.truth), study) if args.truth else None
-    if args.plane is not None and not study.is_volume:
-        raise BadInput(f"{study.name}: --plane {args.plane}: not a volume")
     if args.dicom_seg and not study.format.startswith("DICOM"):
         raise BadInput(f"{study.name}: --dicom-seg needs a DICOM study ({study.format} given)")
     segmenter = load_classifier(args)
     c = segmenter.card
     if c.task != "segmentation":
         raise BadInput(f"{args.model_file}: its output is not a mask (N, h, w, labels)")
-    plane = model_plane(c, study, args.plane)
-    given = args.slice if args.slice is not None else args.frame
-    count = study.count(plane)
-    if given is not None and not 0 <= given < count:
-        raise BadInput(f"{study.name}: --slice {given} is out of range"
-                       f"{f' of the {plane} plane' if plane else ''} (0..{count - 1})")
-    indices = None if given is None else [given]
+    at, plane = image_index(study, args, model_plane(c, study))
+    # One slice when one is named; else the whole volume (and `at` is the one drawn).
+    indices = None if args.slice is None and args.frame is None else [at]
     result = run_job(segment_job(segmenter, study, plane, indices), f"segment: {c.id}")
 
     args.out.mkdir(parents=True, exist_ok=True)
@@ -89,7 +84,6 @@ def segment_cmd(args: argparse.Namespace) -> int:
         written["dicom_seg"] = str(write_dicom_seg(
             result.mask, study, base.with_name(base.name + ".seg.dcm"),
             keep_identity=args.keep_identity))
-    at = given if given is not None else study.default_index(plane)
     if args.overlay:
         picture = draw(study.display(at, plane=plane), result.mask.view(at, plane),
                        result.mask.segments, study.view(at, plane).spacing)
@@ -131,6 +125,7 @@ def restricted(truth: LabelMap, study: Study, plane: str | None,
     if indices is None:
         return truth
 
-    views = np.stack([truth.view(i, plane) if i in indices else
-                      np.zeros_like(truth.view(i, plane)) for i in range(study.count(plane))])
+    views = np.stack([view if i in indices else np.zeros_like(view)
+                      for i, view in ((i, truth.view(i, plane))
+                                      for i in range(study.count(plane)))])
     return from_views(study, plane, views, truth.segments, name=truth.name, source=truth.source)

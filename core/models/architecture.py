@@ -341,15 +341,16 @@ def card_facts(card: ModelCard) -> dict[str, str]:
         "Runtimes": ", ".join(f"{r} (default)" if r == card.runtime else r
                               for r in card.runtimes),
         **({"Plane": f"{card.plane} slices"} if card.plane else {}),
-        **({"Held-out": held_out(card.evaluation)} if card.evaluation else {}),
+        **({"Held-out": held_out(card)} if card.evaluation else {}),
         "Licence": card.license,
         "Intended use": card.intended_use,
     }
     return facts
 
 
-def held_out(evaluation: dict) -> str:
+def held_out(card: ModelCard) -> str:
     """A segmentation card's held-out figures in one line: Dice, IoU and HD95 per label."""
+    evaluation = card.evaluation
     scores = evaluation.get("held_out", {})
     parts = []
     for label in scores.get("dice", {}):
@@ -357,9 +358,9 @@ def held_out(evaluation: dict) -> str:
         parts.append(f"{label}: Dice {scores['dice'][label]:.3f}, "
                      f"IoU {scores.get('iou', {}).get(label, float('nan')):.3f}"
                      + (f", HD95 {hd:.2f} mm" if isinstance(hd, int | float) else ""))
-    slices = evaluation.get("slices")
-    where = (f" ({evaluation.get('plane', '')} slices {min(slices) + 1}-{max(slices) + 1}, "
-             "never seen in training)" if isinstance(slices, list) and slices else "")
+    held = card.held_out_slices
+    where = (f" ({evaluation.get('plane', '')} slices {held[0] + 1}-{held[1] + 1}, "
+             "never seen in training)" if held else "")
     return "; ".join(parts) + where
 
 

@@ -105,6 +105,13 @@ class ModelCard:
         return " ".join(p for p in (s["package"], s.get("version", "")) if p)
 
     @property
+    def held_out_slices(self) -> tuple[int, int] | None:
+        """The first and last slice (0-based, in the card's plane) a model trained in
+        MedLens never saw, from its evaluation; None for other models."""
+        slices = self.evaluation.get("slices")
+        return (min(slices), max(slices)) if isinstance(slices, list) and slices else None
+
+    @property
     def builtin(self) -> bool:
         """False for a model the user uploaded (it lives for their session only)."""
         return not self.id.startswith(USER_PREFIX)

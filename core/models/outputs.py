@@ -13,10 +13,11 @@ PREDICTED = -1  # a target meaning "the class the model predicts"
 
 
 def softmax(scores: np.ndarray) -> np.ndarray:
-    """Row-wise softmax, in float64 for the sums, returned as float32."""
+    """Softmax over the last axis (the classes of (N, classes), the labels of a
+    segmentation's (N, h, w, labels)), in float64 for the sums, returned as float32."""
     scores = np.asarray(scores, dtype=np.float64)
-    e = np.exp(scores - scores.max(axis=1, keepdims=True))
-    return (e / e.sum(axis=1, keepdims=True)).astype(np.float32)
+    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
+    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
 
 
 def sigmoid(scores: np.ndarray) -> np.ndarray:

@@ -13,14 +13,7 @@ import numpy as np
 from core.models.cards import ModelError
 from core.models.classifier import Classifier
 from core.models.inputs import ModelInput
-from core.models.outputs import sigmoid
-
-
-def pixel_softmax(scores: np.ndarray) -> np.ndarray:
-    """Softmax over the last (label) axis, in float64 for the sums, as float32."""
-    scores = np.asarray(scores, dtype=np.float64)
-    e = np.exp(scores - scores.max(axis=-1, keepdims=True))
-    return (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
+from core.models.outputs import sigmoid, softmax
 
 
 class Segmenter(Classifier):
@@ -39,7 +32,7 @@ class Segmenter(Classifier):
             return np.stack([1 - p, p], axis=-1).astype(np.float32)
         if self.card.outputs == "probabilities":
             return raw.astype(np.float32)
-        return pixel_softmax(raw)
+        return softmax(raw)
 
     def labels(self, batch: np.ndarray | list[np.ndarray]) -> np.ndarray:
         """(N, h, w) label indices at the model's output size (the most probable)."""

@@ -8,7 +8,7 @@ from functools import cache
 import numpy as np
 import streamlit as st
 
-from core.studies import Study
+from core.studies import Study, Window, viewing
 from core.studies.viewing import MaskStyle, png
 from dashboard.components.text import literal
 
@@ -71,3 +71,10 @@ def volumes_table(segments, volumes_ml: dict[str, float],
     st.dataframe(rows, hide_index=True, width="stretch",
                  column_config={"colour": st.column_config.ImageColumn("colour", width="small"),
                                 f"{heading} (mL)": volume, "ground truth (mL)": volume})
+
+
+@st.cache_resource(show_spinner=False, max_entries=32)
+def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | None]:
+    """The windows to offer for the study named `token` (`viewing.window_choices`): its
+    percentile windows scan every voxel, so once per study, not on every rerun."""
+    return viewing.window_choices(_study)

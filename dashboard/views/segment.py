@@ -17,29 +17,17 @@ from core.jobs import explain_region_job, score_job, segment_job
 from core.segment import data as volumes
 from core.segment.explain import REGIONS, region_methods
 from core.segment.run import model_plane
-from core.studies import Study, StudyError, Window, open_study
+from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
 from core.studies.masks import fit, read_labels
 from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components.models import available, classifier_for, purpose
 from dashboard.components.text import literal, show_error
-from dashboard.components.widgets import mask_style, volumes_table, which_image
+from dashboard.components.widgets import mask_style, volumes_table, which_image, window_choices
 
 SOURCES = ["Built-in volume", "Upload"]
 
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | None]:
-    # Percentile windows scan every voxel: once per study, not on every slider move.
-    return viewer.window_choices(_study)
-
-
-def held_out_slices(card) -> tuple[int, int] | None:
-    """The first and last held-out slice (0-based, the card's plane) of a model trained
-    in MedLens, from its card."""
-    slices = card.evaluation.get("slices")
-    return (min(slices), max(slices)) if isinstance(slices, list) and slices else None
 
 
 def jump_to(slider: str, chart: str | None = None, number: int | None = None) -> None:
@@ -201,7 +189,7 @@ if truth is not None:
                            "IoU": st.column_config.NumberColumn(format="%.3f"),
                            "HD95 (mm)": st.column_config.NumberColumn(format="%.2f")})
         st.caption(literal(scored.convention))
-        held = held_out_slices(card) if own_volume else None
+        held = card.held_out_slices if own_volume else None
         if held is not None:
             st.caption(f"{literal(model_id)} was trained on this volume: only {card.plane} "
                        f"slices {held[0] + 1}-{held[1] + 1} were held out (shaded), so these "

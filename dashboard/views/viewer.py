@@ -10,10 +10,9 @@ import streamlit as st
 from core.studies import Study, StudyError
 from core.studies import viewing as viewer
 from core.studies.masks import LabelMap, fit, read_labels
-from core.studies.windows import Window
 from dashboard import state
 from dashboard.components.text import literal, show_error
-from dashboard.components.widgets import mask_style, volumes_table, which_image
+from dashboard.components.widgets import mask_style, volumes_table, which_image, window_choices
 
 SOURCES = ["Built-in example", "Upload files"]
 
@@ -26,11 +25,6 @@ def example(file: str) -> Study:
     # Shared by every session: the examples are public test files, never uploads.
     return viewer.open_example(file)
 
-
-@st.cache_resource(show_spinner=False, max_entries=32)
-def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | None]:
-    # Percentile windows scan every pixel: once per study, not on every rerun.
-    return viewer.window_choices(_study)
 
 
 def uploaded(files: list) -> viewer.Uploads:

@@ -26,14 +26,6 @@ def test_models_list():
         assert c["task"] == ("segmentation" if c["id"].endswith("-unet") else "classification")
 
 
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("samples")
-    run = medlens("samples", "export", str(out))
-    assert run.returncode == 0, run.stderr
-    return out
-
-
 def test_samples_export_layout(exported):
     files = sorted(p.relative_to(exported) for p in exported.rglob("*") if p.is_file())
     # The labelled images, and each segmentation volume with its ground truth.

@@ -1,5 +1,6 @@
 """`medlens segment` and `medlens explain --label` on the built-in segmentation models,
-over the real volumes they were trained on (exported as NIfTI with their ground truth):
+over the real volumes they were trained on (written as NIfTI with their ground truth by
+the `exported` fixture):
 the JSON, the files written, Dice against the truth, Seg-Grad-CAM and its localisation,
 and bad input (exit 2, one line)."""
 
@@ -18,28 +19,20 @@ from tests.cli import medlens, medlens_process
 from tests.conftest import dicom_file
 
 
-@pytest.fixture(scope="module")
-def volumes(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("samples")
-    run = medlens("samples", "export", str(out))
-    assert run.returncode == 0, run.stderr
-    return out
-
-
-def ct(volumes: Path) -> tuple[Path, Path]:
-    folder = volumes / "head-ct-unet"
+def ct(exported: Path) -> tuple[Path, Path]:
+    folder = exported / "head-ct-unet"
     return folder / "cranium-ct.nii.gz", folder / "cranium-ct.truth.nii.gz"
 
 
-def test_segment_writes_the_mask_and_scores_it(volumes, tmp_path):
-    study, truth = ct(volumes)
+def test_segment_writes_the_mask_and_scores_it(exported, tmp_path):
+    study, truth = ct(exported)
     run = medlens("segment", "--model", "head-ct-unet", study, "--truth", truth,
                   "--out", tmp_path, "--overlay", "--json")
     assert run.returncode == 0, run.stderr
     out = json.loads(run.stdout)
     assert out["model"] == "head-ct-unet" and out["labels"] == ["soft tissue", "bone"]
     assert out["slices"] == 108 and out["plane"] == "axial"
-    # A head: litres of soft tissue, hundreds of mL of bone (the truth's own volumes
+    # A head: litres of soft tissue, hundreds of mL of bone (the truth's own exported
     # are 2.6 L and 0.63 L).
     assert 2000 < out["volumes_ml"]["soft tissue"] < 3000
     assert 400 < out["volumes_ml"]["bone"] < 800
@@ -56,8 +49,8 @@ def test_segment_writes_the_mask_and_scores_it(volumes, tmp_path):
     assert Image.open(out["files"]["overlay"]).mode == "RGB"
 
 
-def test_one_slice_is_scored_against_its_own_truth(volumes, tmp_path):
-    study, truth = ct(volumes)
+def test_one_slice_is_scored_against_its_own_truth(exported, tmp_path):
+    study, truth = ct(exported)
     run = medlens("segment", "--model", "head-ct-unet", study, "--truth", truth,
                   "--slice", "70", "--out", tmp_path, "--json")
     assert run.returncode == 0, run.stderr
@@ -67,8 +60,8 @@ def test_one_slice_is_scored_against_its_own_truth(volumes, tmp_path):
     assert out["volumes_ml"]["bone"] < 20
 
 
-def test_the_brain_model_on_its_template(volumes, tmp_path):
-    folder = volumes / "brain-tissue-unet"
+def test_the_brain_model_on_its_template(exported, tmp_path):
+    folder = exported / "brain-tissue-unet"
     run = medlens("segment", "--model", "brain-tissue-unet", folder / "mni152-t1.nii.gz",
                   "--truth", folder / "mni152-t1.truth.nii.gz", "--slice", "110",
                   "--out", tmp_path, "--json")
@@ -99,8 +92,8 @@ def test_dicom_seg_out_has_no_identity_unless_asked(tmp_path):
     assert json.loads(info.stdout)[0]["format"] == "dicom-seg"
 
 
-def test_explain_a_label_over_its_predicted_region(volumes, tmp_path):
-    study, truth = ct(volumes)
+def test_explain_a_label_over_its_predicted_region(exported, tmp_path):
+    study, truth = ct(exported)
     run = medlens("explain", "--model", "head-ct-unet", "--method", "gradcam",
                   "--label", "bone", "--region", "predicted", study, "--slice", "70",
                   "--metrics", "--mask", truth, "--out", tmp_path, "--json")
@@ -114,8 +107,8 @@ def test_explain_a_label_over_its_predicted_region(volumes, tmp_path):
     assert saved.shape == (256, 256) and 0 <= saved.min() and saved.max() <= 1
 
 
-def test_explain_a_box_and_a_decoder_layer(volumes, tmp_path):
-    study, _ = ct(volumes)
+def test_explain_a_box_and_a_decoder_layer(exported, tmp_path):
+    study, _ = ct(exported)
     run = medlens("explain", "--model", "head-ct-unet", "--method", "hirescam",
                   "--label", "soft tissue", "--region", "100,100,160,160",
                   "--layer", "dec1_conv2", study, "--out", tmp_path, "--json")
@@ -152,10 +145,10 @@ def test_models_list_names_the_task():
     (["explain", "--model", "braintumor-xception", "--method", "gradcam", "--label", "bone",
       "{ct}", "--out", "{out}"], "--label is for segmentation models"),
 ])
-def test_bad_input_exits_2_with_one_line(volumes, tmp_path, args, expected):
+def test_bad_input_exits_2_with_one_line(exported, tmp_path, args, expected):
     png = tmp_path / "small.png"
     Image.fromarray(np.zeros((8, 8), np.uint8)).save(png)
-    values = {"ct": str(ct(volumes)[0]), "nope": str(tmp_path / "nope.nii.gz"),
+    values = {"ct": str(ct(exported)[0]), "nope": str(tmp_path / "nope.nii.gz"),
               "out": str(tmp_path / "out"), "png": str(png)}
     run = medlens_process(*[a.format(**values) for a in args])
     assert run.returncode == 2, run.stdout + run.stderr

@@ -7,7 +7,6 @@ import io
 import json
 import shutil
 import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -183,13 +182,6 @@ def test_models_compared_and_a_misfit_reported(xception):
 
 
 # -- the command line -------------------------------------------------------------------
-
-@pytest.fixture(scope="module")
-def exported(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("samples")
-    assert main(["samples", "export", str(out)]) == 0
-    return out
-
 
 def evaluate_json(capsys, *args: str) -> dict:
     capsys.readouterr()
