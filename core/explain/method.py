@@ -11,18 +11,8 @@ import numpy as np
 
 from core.explain.backend.scores import ForwardModel, ScoreModel
 from core.explain.errors import ExplainError
+from core.options import Option
 from core.progress import Progress
-
-
-@dataclass(frozen=True)
-class Option:
-    """One parameter of a method: its default, its type and what it does."""
-
-    default: Any
-    help: str
-    kind: type = float
-    low: float | None = None
-    high: float | None = None
 
 
 @dataclass
