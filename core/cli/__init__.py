@@ -46,6 +46,8 @@ COMMANDS = (
                  "a labelled set", "evaluate.arguments"),
     ("segment", "a study's mask by a segmentation model, its volumes, and Dice, IoU and "
                 "HD95 against a ground truth", "segment.arguments"),
+    ("train", "build and train one of the field's architectures on a built-in task or "
+              "a labelled set", "train.arguments"),
     ("studies", "read studies", "studies.arguments"),
 )
 

@@ -193,9 +193,16 @@ def check_file_options(args: argparse.Namespace) -> None:
         for flag, value in (("--labels", args.labels), ("--preprocess", args.preprocess)):
             if value is not None:
                 raise BadInput(f"{flag} goes with --model-file (a built-in model has its own)")
-    elif args.labels is None:
+    elif args.labels is None and not _has_card(args.model_file):
         raise BadInput(f"--model-file {args.model_file}: give its --labels (comma-separated, "
-                       "in the order of its outputs)")
+                       "in the order of its outputs), or keep the card.json MedLens wrote "
+                       "beside it")
+
+
+def _has_card(path: Path) -> bool:
+    from core.models.user import card_beside
+
+    return path.suffix.lower() == ".keras" and card_beside(path) is not None
 
 
 def load_classifier(args: argparse.Namespace, method: str | None = None) -> Any:
@@ -204,8 +211,11 @@ def load_classifier(args: argparse.Namespace, method: str | None = None) -> Any:
     from core import models
 
     if args.model_file is not None:
-        from core.models.user import load_user_model
+        from core.models.user import card_beside, load_carded, load_user_model
 
+        beside = card_beside(args.model_file) if args.labels is None else None
+        if beside is not None:  # a model trained in MedLens, with its card
+            return load_carded(args.model_file, beside)
         return load_user_model(args.model_file, args.labels, args.preprocess)
     runtime = getattr(args, "runtime", None)
     if method is not None:
@@ -338,15 +348,16 @@ def _is_terminal(stream: IO[str]) -> bool:
 _cancelled: list[Handle] = []  # jobs Ctrl-C cancelled, perhaps still running
 
 
-def run_job(job: Job, label: str) -> Any:
-    """The result of `job` on the process's executor, with its progress on a terminal
-    (`TerminalProgress(label)`). What the work raised is raised again as it was, so it
-    maps to the same exit status as before; Ctrl-C cancels the job."""
+def run_job(job: Job, label: str, on: Any = None) -> Any:
+    """The result of `job` on the process's executor (or `on`, another one: the
+    trainer), with its progress on a terminal (`TerminalProgress(label)`). What the work
+    raised is raised again as it was, so it maps to the same exit status as before;
+    Ctrl-C cancels the job."""
     from core.jobs import DONE, JobError, executor
 
     handle = None
     try:
-        handle = executor().submit(job)
+        handle = (on or executor()).submit(job)
         with TerminalProgress(label) as line:
             if line.active:
                 handle.listen(line.listen)

@@ -15,6 +15,7 @@ else in MedLens runs long work itself.
 
 from __future__ import annotations
 
+import os
 import threading
 
 from core.jobs.executor import (
@@ -30,6 +31,7 @@ from core.jobs.executor import (
 )
 from core.jobs.kinds import (
     RUNNERS,
+    TRAIN_RUNNERS,
     compare_job,
     evaluate_job,
     explain_job,
@@ -39,18 +41,24 @@ from core.jobs.kinds import (
     sanity_job,
     score_job,
     segment_job,
+    train_job,
     trust_job,
 )
 from core.jobs.spec import Job, JobSpec, digest
 
 __all__ = [
-    "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "WORKERS_SETTING",
-    "Executor", "Handle", "Job", "JobError", "JobSpec", "compare_job", "digest",
-    "evaluate_job", "executor", "explain_job", "explain_region_job", "faithfulness_job",
-    "predict_job", "sanity_job", "score_job", "segment_job", "trust_job",
+    "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "TRAIN_RUNNERS",
+    "TRAIN_SLOTS_SETTING", "WORKERS_SETTING", "Executor", "Handle", "Job", "JobError",
+    "JobSpec", "compare_job", "digest", "evaluate_job", "executor", "explain_job",
+    "explain_region_job", "faithfulness_job", "predict_job", "sanity_job", "score_job",
+    "segment_job", "train_job", "trainer", "trust_job",
 ]
 
 _executor: Executor | None = None
+_trainer: Executor | None = None
+# How many trainings run at once on this server (a class shares its cores): the rest
+# wait in the trainer's queue, each student shown their place.
+TRAIN_SLOTS_SETTING = "MEDLENS_TRAIN_SLOTS"
 _creating = threading.Lock()
 
 
@@ -62,3 +70,15 @@ def executor() -> Executor:
         if _executor is None:
             _executor = Executor(RUNNERS)
         return _executor
+
+
+def trainer() -> Executor:
+    """The process's trainer: training runs on their own executor with
+    MEDLENS_TRAIN_SLOTS slots (default 1), so a class's trainings queue among themselves
+    and never take the workers that explanations need."""
+    global _trainer
+    with _creating:
+        if _trainer is None:
+            slots = int(os.environ.get(TRAIN_SLOTS_SETTING, "1") or 1)
+            _trainer = Executor(TRAIN_RUNNERS, workers=slots, keep=64)
+        return _trainer

@@ -26,6 +26,10 @@ from core.segment.explain import explain_region
 from core.segment.metrics import score
 from core.segment.run import segment
 from core.studies import Study
+from core.train.config import TrainingConfig
+from core.train.data import TrainingData
+from core.train.fit import train
+from core.train.live import live
 
 # -- explain ------------------------------------------------------------------------------
 
@@ -201,6 +205,25 @@ def _explain_region(job: Job, progress: Progress) -> Any:
     return explain_region(job.inputs["model"], job.inputs["input"], p["method"], p["label"],
                           p["region"], p["box"], p["layer"], progress=progress, **p["options"])
 
+
+# -- training (on the trainer: its own bounded slots, see core.jobs.trainer) --------------
+
+
+def train_job(config: TrainingConfig, data: TrainingData | None = None,
+              owner: str = "", run: str = "") -> Job:
+    """One training run of `config` (on `data`, else its built-in task): a `Trained`.
+    `owner` (a session) and `run` (a click) keep each student's runs their own: the same
+    config asked by two students is two runs, each in the queue with its own place."""
+    params = {"config": config.to_dict(), "owner": owner, "run": run}
+    return Job.make("train", params, **({"data": data} if data is not None else {}))
+
+
+def _train(job: Job, progress: Progress) -> Any:
+    config = TrainingConfig.from_dict(job.spec.params["config"])
+    return train(config, job.inputs.get("data"), progress=progress, live=live(job.key))
+
+
+TRAIN_RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {"train": _train}
 
 RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,

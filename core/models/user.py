@@ -266,3 +266,75 @@ def _detect_outputs(head: str | None, session, shape: tuple[int, int, int]) -> s
     squashed = (out.min() >= 0 and out.max() <= 1
                 and np.allclose(out.sum(axis=-1), 1, atol=1e-3))
     return "probabilities" if squashed else "logits"
+
+
+CARD_NAMES = ("card.json",)  # beside a model file; also "<stem>.card.json"
+
+
+def card_beside(path: Path) -> Path | None:
+    """The card file that goes with a model file: `<stem>.card.json`, else `card.json`
+    in the same folder (as `medlens train --out DIR` and the Train page's download write
+    them); None where there is none."""
+    for candidate in (path.with_name(f"{path.stem}.card.json"), path.parent / "card.json"):
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def load_carded(source: Path | bytes, card: Path | bytes | dict[str, Any],
+                name: str | None = None, allow_unsafe: bool | None = None) -> Classifier:
+    """A model trained in MedLens with its card (the .keras file and the card.json its
+    download or `medlens train` wrote). The card is read as data and checked: it must be
+    a MedLens card of this very file (its sha256), and its id is kept among the user's
+    ("user:..."), so a card can never pose as a built-in model."""
+    import json
+
+    filename = name or (source.name if isinstance(source, Path) else "model.keras")
+    try:
+        raw = card if isinstance(card, dict) else json.loads(
+            card.read_bytes() if isinstance(card, Path) else card)
+        c = ModelCard.from_dict(raw)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        what = f"{exc.__class__.__name__}: {exc}" if not isinstance(exc, KeyError) \
+            else f"no '{exc.args[0]}'"
+        raise ModelError(f"{filename}: its card is not a MedLens model card ({what})"[:300]
+                         ) from None
+    if Path(filename).suffix.lower() != ".keras" or c.runtime != "keras":
+        raise ModelError(f"{filename}: a card goes with a .keras model trained in MedLens")
+    if len(c.input_shape) != 3:
+        raise ModelError(f"{filename}: a volume model (input {c.input_shape}) runs on the "
+                         "Train page only")
+    if not c.id.startswith(USER_PREFIX):
+        from dataclasses import replace
+
+        c = replace(c, id=f"{USER_PREFIX}{c.id}")
+    allow = unsafe_allowed() if allow_unsafe is None else allow_unsafe
+    folder = None
+    if isinstance(source, bytes):
+        folder = tempfile.mkdtemp(prefix="medlens-model-")
+        path = Path(folder) / "upload.keras"
+        path.write_bytes(source)
+    else:
+        path = source
+        if not path.is_file():
+            raise ModelError(f"{path}: no such file")
+    try:
+        digest = sha256(path)
+        if digest != c.source.get("sha256"):
+            raise ModelError(f"{filename}: the card is for another file (sha256 "
+                             f"{str(c.source.get('sha256'))[:12]}..., this file "
+                             f"{digest[:12]}...)")
+        model = _keras(path, filename, allow_unsafe=allow)
+        shape = tuple(model.inputs[0].shape[1:])
+        if shape != tuple(c.input_shape):
+            raise ModelError(f"{filename}: the model takes {shape}, its card says "
+                             f"{tuple(c.input_shape)}")
+        kind = Segmenter if c.task == "segmentation" else Classifier
+        classifier = kind(c, path, loaded=model)
+    except BaseException:
+        if folder:
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+    if folder:
+        weakref.finalize(classifier, shutil.rmtree, folder, ignore_errors=True)
+    return classifier
