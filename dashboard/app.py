@@ -86,6 +86,8 @@ pages = [
     st.Page("views/compare.py", title="Compare", icon=":material/compare:", url_path="compare"),
     st.Page("views/evaluate.py", title="Evaluate", icon=":material/fact_check:",
             url_path="evaluate"),
+    st.Page("views/train.py", title="Train", icon=":material/model_training:",
+            url_path="train"),
 ]
 st.html(LAYOUT_CSS)
 with st.sidebar:

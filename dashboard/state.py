@@ -170,3 +170,30 @@ def remember_cancelled(handle: Handle) -> None:
 def forget_cancelled(key: str) -> None:
     """Asked to run again: the next run submits the job afresh."""
     _cancelled().pop(key, None)
+
+
+# -- training runs (the Train page) -------------------------------------------------------------
+
+TRAINING_RUNS = "training_runs"
+SESSION_OWNER = "session_owner"
+
+
+def owner() -> str:
+    """This session's name on the shared trainer: its runs are its own."""
+    import uuid
+
+    return st.session_state.setdefault(SESSION_OWNER, uuid.uuid4().hex)
+
+
+def training_runs() -> list[Handle]:
+    """The training runs this session started, oldest first (no one else's)."""
+    return st.session_state.setdefault(TRAINING_RUNS, [])
+
+
+TRAINED_MODELS = "trained_models"
+
+
+def trained_models() -> dict[str, Any]:
+    """The models this session trained (core.train.fit.Trained), by card id: what the
+    data-randomisation test on Explain retrains with shuffled labels."""
+    return st.session_state.setdefault(TRAINED_MODELS, {})

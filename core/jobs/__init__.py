@@ -33,6 +33,7 @@ from core.jobs.kinds import (
     RUNNERS,
     TRAIN_RUNNERS,
     compare_job,
+    data_randomisation_job,
     evaluate_job,
     explain_job,
     explain_region_job,
@@ -49,9 +50,9 @@ from core.jobs.spec import Job, JobSpec, digest
 __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "TRAIN_RUNNERS",
     "TRAIN_SLOTS_SETTING", "WORKERS_SETTING", "Executor", "Handle", "Job", "JobError",
-    "JobSpec", "compare_job", "digest", "evaluate_job", "executor", "explain_job",
-    "explain_region_job", "faithfulness_job", "predict_job", "sanity_job", "score_job",
-    "segment_job", "train_job", "trainer", "trust_job",
+    "JobSpec", "compare_job", "data_randomisation_job", "digest", "evaluate_job",
+    "executor", "explain_job", "explain_region_job", "faithfulness_job", "predict_job",
+    "sanity_job", "score_job", "segment_job", "train_job", "trainer", "trust_job",
 ]
 
 _executor: Executor | None = None

@@ -28,8 +28,9 @@ from core.segment.run import segment
 from core.studies import Study
 from core.train.config import TrainingConfig
 from core.train.data import TrainingData
-from core.train.fit import train
+from core.train.fit import Trained, train
 from core.train.live import live
+from core.train.sanity import data_randomisation
 
 # -- explain ------------------------------------------------------------------------------
 
@@ -223,7 +224,26 @@ def _train(job: Job, progress: Progress) -> Any:
     return train(config, job.inputs.get("data"), progress=progress, live=live(job.key))
 
 
-TRAIN_RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {"train": _train}
+def data_randomisation_job(trained: Trained, method: str, data: TrainingData | None = None,
+                           layer: str | None = None,
+                           options: dict[str, Any] | None = None) -> Job:
+    """The data-randomisation test of `method` on a model trained in MedLens: its
+    shuffled-label twin is trained (a training run: it queues on the trainer), then the
+    two models' maps of the held-out images are compared."""
+    params = {"model": trained.card.id, "method": method, "layer": layer,
+              "options": dict(sorted((options or {}).items()))}
+    return Job.make("data-randomisation", params, trained=trained,
+                    **({"data": data} if data is not None else {}))
+
+
+def _data_randomisation(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    return data_randomisation(job.inputs["trained"], p["method"], data=job.inputs.get("data"),
+                              layer=p["layer"], progress=progress, **p["options"])
+
+
+TRAIN_RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
+    "train": _train, "data-randomisation": _data_randomisation}
 
 RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,

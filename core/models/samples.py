@@ -26,6 +26,8 @@ def samples(card: ModelCard) -> list[Sample]:
     spec = card.samples
     if not spec:
         return []
+    if "directory" in spec:  # a model trained in MedLens: its held-out images, by label
+        return _by_folder(Path(spec["directory"]))
     folder = package_path(spec["package"], spec["folder"])
     found = []
     for path in sorted(folder.iterdir()):
@@ -39,6 +41,14 @@ def samples(card: ModelCard) -> list[Sample]:
             raise ModelError(f"{path.name}: no label for this sample of {card.id}")
         found.append(Sample(name=path.name, label=label, path=path))
     return found
+
+
+def _by_folder(root: Path) -> list[Sample]:
+    """Images in one sub-folder per label (the sub-folder's name is the label)."""
+    if not root.is_dir():
+        return []
+    return [Sample(name=f"{path.parent.name}/{path.name}", label=path.parent.name, path=path)
+            for path in sorted(root.glob("*/*")) if path.suffix.lower() in IMAGE_SUFFIXES]
 
 
 def all_samples() -> list[Sample]:

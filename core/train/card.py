@@ -7,6 +7,7 @@ trained it (and in the files downloaded from it), never among the built-in model
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from core.models.cards import USER_PREFIX, ModelCard
@@ -20,7 +21,7 @@ TEACHING_USE = "Trained in MedLens for teaching; not for diagnosis."
 def trained_card(config: TrainingConfig, data: TrainingData, parts: Split,
                  test: dict[str, Any], seconds: float, digest: str, *, parameters: int,
                  architecture: Any, epochs_run: int, best_epoch: int | None,
-                 backbone: str | None = None) -> ModelCard:
+                 backbone: str | None = None, samples: Path | None = None) -> ModelCard:
     """The card of a finished run, for its saved file (`digest`: the file's sha256)."""
     kind = data.kind
     task = "segmentation" if kind == "masks" else "classification"
@@ -77,6 +78,7 @@ def trained_card(config: TrainingConfig, data: TrainingData, parts: Split,
         label_colours=({label: colour for label, colour in
                         zip(labels[1:], _COLOURS, strict=False)} if kind == "masks" else {}),
         evaluation=held_out,
+        samples={"directory": str(samples)} if samples else {},
     )
 
 

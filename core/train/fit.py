@@ -65,6 +65,9 @@ class Trained:
     grids: list[tuple[int, np.ndarray]] = field(default_factory=list, repr=False)
     test_images: np.ndarray | None = field(default=None, repr=False)
     test_labels: np.ndarray | None = field(default=None, repr=False)
+    # The user's own set it was trained on (None for a built-in task, which is rebuilt):
+    # what its data-randomisation twin trains on.
+    training_data: TrainingData | None = field(default=None, repr=False)
 
     @property
     def parameters(self) -> int:
@@ -298,11 +301,14 @@ class _Run:
         folder = Path(tempfile.mkdtemp(prefix="medlens-trained-"))
         path = folder / "model.keras"
         shipped.save(path)
+        samples = write_samples(data, parts.test, folder / "samples") \
+            if data.kind == "images" else None
         card = trained_card(c, data, parts, test, self.seconds, sha256(path),
                             parameters=int(shipped.count_params()),
                             architecture=self.arch, epochs_run=self.epochs_run,
                             best_epoch=self.best_epoch,
-                            backbone=BACKBONE_SOURCE if c.arch == "transfer" else None)
+                            backbone=BACKBONE_SOURCE if c.arch == "transfer" else None,
+                            samples=samples)
         classifier = None
         if data.kind == "images":
             classifier = Classifier(card, path, loaded=shipped)
@@ -313,7 +319,8 @@ class _Run:
         return Trained(c, data.describe(), parts, shipped, card, path, self.history, test,
                        self.seconds, self.epochs_run, self.best_epoch, self.stopped,
                        classifier, list(self.live.grids),
-                       test_x, None if data.y is None else np.asarray(data.y)[parts.test])
+                       test_x, None if data.y is None else np.asarray(data.y)[parts.test],
+                       data if c.builtin_task is None else None)
 
     def _shippable(self) -> Any:
         """The model as saved: uncompiled (the file loads with plain Keras, no custom loss
@@ -349,6 +356,24 @@ class _Run:
                 "images": int(len(test))}
 
 
+SAMPLES = 24  # held-out images written for the other pages to pick from
+
+
+def write_samples(data: TrainingData, indices: np.ndarray, folder: Path) -> Path:
+    """Up to SAMPLES held-out images as 8-bit PNGs in one folder per label: what Explain,
+    Compare and Evaluate offer for a model trained in MedLens (read back through
+    `ModelCard.prepare`, they give the model what it was tested on, to 8 bits)."""
+    from PIL import Image
+
+    for n, i in enumerate(indices[:SAMPLES]):
+        label = data.labels[int(data.y[i])]
+        where = folder / label.replace("/", "-")
+        where.mkdir(parents=True, exist_ok=True)
+        picture = np.round(np.clip(data.x[i, ..., 0], 0, 1) * 255).astype(np.uint8)
+        Image.fromarray(picture).save(where / f"test-{n:03d}.png")
+    return folder
+
+
 def macro_f1(true: np.ndarray, picked: np.ndarray, classes: int) -> float:
     """The mean over classes of F1 = 2 TP / (2 TP + FP + FN); classes absent from both
     the truth and the predictions are left out."""
@@ -371,3 +396,12 @@ def _mean_dice(picked: np.ndarray, truth: np.ndarray, labels: int) -> float:
 
 def _round(value: float) -> float | None:
     return round(float(value), 4) if np.isfinite(value) else None
+
+
+def parameters(config: TrainingConfig, data: TrainingData) -> int:
+    """How many weights `config` builds on `data` (the page shows it before training)."""
+    from core.nets.catalogue import architecture
+
+    arch = architecture(config.arch)
+    backbone = pretrained_backbone() if arch.name == "transfer" else None
+    return int(_build(arch, config, data, backbone).count_params())

@@ -253,3 +253,52 @@ def slice_dice(per_slice: dict, current: int,
 
 def _rgb(colour: tuple[int, int, int]) -> str:
     return f"rgb({colour[0]}, {colour[1]}, {colour[2]})"
+
+
+# The curves of a training run: each metric's training value solid, its validation twin
+# ("val_" + name) dashed in the same colour; the loss also per batch, faint.
+_CURVE_COLOURS = ("#4FC3F7", "#FFB74D", "#81C784", "#E57373", "#BA68C8")
+
+
+def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
+                    best_epoch: int | None, total_epochs: int) -> go.Figure:
+    """Loss (left) and the other metrics (right) per epoch, training solid, validation
+    dashed; the loss of every batch faint behind; the kept checkpoint's epoch marked."""
+    names = [k for k in (epochs[0] if epochs else {}) if k not in ("epoch", "seconds")]
+    losses = [k for k in names if k.endswith("loss")]
+    others = [k for k in names if k not in losses]
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation metrics"
+                                                           if others else " "),
+                           horizontal_spacing=0.08)
+    x = [row["epoch"] for row in epochs]
+    if batches:
+        figure.add_trace(go.Scatter(x=[b[0] for b in batches], y=[b[1] for b in batches],
+                                    mode="lines", name="loss per batch",
+                                    line={"color": "rgba(79,195,247,0.25)", "width": 1},
+                                    hovertemplate="epoch %{x:.2f}: %{y:.4f}<extra></extra>"),
+                         row=1, col=1)
+    for column, keys in ((1, losses), (2, others)):
+        bases = list(dict.fromkeys(k.removeprefix("val_") for k in keys))
+        for i, base in enumerate(bases):
+            colour = _CURVE_COLOURS[i % len(_CURVE_COLOURS)]
+            for key, dash, words in ((base, "solid", "training"),
+                                     (f"val_{base}", "dash", "validation")):
+                if key not in keys:
+                    continue
+                figure.add_trace(go.Scatter(
+                    x=x, y=[row.get(key) for row in epochs], mode="lines+markers",
+                    name=f"{base} ({words})", line={"color": colour, "dash": dash},
+                    hovertemplate=f"{base} ({words}), epoch %{{x}}: %{{y:.4f}}<extra></extra>"),
+                    row=1, col=column)
+    if best_epoch:
+        for column in (1, 2):
+            figure.add_vline(x=best_epoch, line={"color": "#9E9E9E", "dash": "dot"},
+                             row=1, col=column)
+        figure.add_annotation(x=best_epoch, y=1.0, yref="paper", text="kept",
+                              showarrow=False, font={"color": "#9E9E9E"}, xanchor="left")
+    for column in (1, 2):
+        figure.update_xaxes(title="epoch", range=[0, max(total_epochs, 1) + 0.2],
+                            row=1, col=column)
+    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+                         legend={"orientation": "h", "y": -0.25})
+    return figure

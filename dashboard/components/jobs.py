@@ -32,7 +32,7 @@ def submit(job: Job) -> Handle:
 
 
 def show(handle: Handle, title: str, expected: tuple[type[BaseException], ...] = (),
-         key: str = "") -> Any | None:
+         key: str = "", on: Any = None) -> Any | None:
     """The job's result once it is done; until then its progress, and after a failure or
     a cancel why it ended (None). A failure of one of the `expected` kinds (the method
     cannot explain this model...) is a note, any other an error; both are one line.
@@ -40,7 +40,7 @@ def show(handle: Handle, title: str, expected: tuple[type[BaseException], ...] =
     if handle.state == DONE:
         return handle.result
     if not handle.over:
-        _watch(handle, title, key)
+        _watch(handle, title, key, on or executor())
     elif handle.state == CANCELLED:
         _cancelled(handle, title, key)
     elif isinstance(handle.exception, expected):
@@ -51,7 +51,7 @@ def show(handle: Handle, title: str, expected: tuple[type[BaseException], ...] =
 
 
 @st.fragment(run_every=POLL_S)
-def _watch(handle: Handle, title: str, key: str) -> None:
+def _watch(handle: Handle, title: str, key: str, on: Any) -> None:
     # Redrawn alone every POLL_S; the whole page reruns once, when the job is over.
     if handle.over:
         st.rerun()
@@ -64,7 +64,7 @@ def _watch(handle: Handle, title: str, key: str) -> None:
         state.remember_cancelled(handle)
         bar.progress(handle.progress, text=literal(f"{title}: cancelling…"))
         return
-    place = executor().position(handle)
+    place = on.position(handle)
     if place:
         text = f"{title}: queued, number {place} in line for a worker"
     else:

@@ -15,7 +15,12 @@ from core.explain import explainable
 from core.models import Classifier, ModelCard, ModelError
 from core.models.inputs import RESIZES, SCALES
 from core.models.metadata import UNKNOWN
-from core.models.user import PREPROCESS_DEFAULTS, PREPROCESS_KEYS, load_user_model
+from core.models.user import (
+    PREPROCESS_DEFAULTS,
+    PREPROCESS_KEYS,
+    load_carded,
+    load_user_model,
+)
 from dashboard import state
 from dashboard.components.text import literal, show_error
 
@@ -87,6 +92,9 @@ def upload_form() -> None:
     with st.form("upload_model", clear_on_submit=False):
         file = st.file_uploader("Model file (.keras or .onnx)", type=["keras", "onnx"],
                                 key="upload_model_file")
+        card_file = st.file_uploader("Its card.json, for a model trained in MedLens (then "
+                                     "nothing below is needed)", type=["json"],
+                                     key="upload_model_card")
         labels = st.text_input("Labels, in the order of the model's outputs",
                                placeholder="e.g. normal, abnormal", key="upload_model_labels")
         columns = st.columns(4)
@@ -118,8 +126,11 @@ def upload_form() -> None:
         chosen["size"] = size.strip()
     with st.status(f"Checking {literal(file.name)}…") as status:
         try:
-            loaded = load_user_model(file.getvalue(), labels, chosen, name=file.name,
-                                     license=license.strip())
+            if card_file is not None:
+                loaded = load_carded(file.getvalue(), card_file.getvalue(), name=file.name)
+            else:
+                loaded = load_user_model(file.getvalue(), labels, chosen, name=file.name,
+                                         license=license.strip())
         except ModelError as error:
             status.update(label=f"{literal(file.name)} refused", state="error")
             refused = str(error)

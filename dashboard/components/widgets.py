@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 from functools import cache
+from typing import Any
 
 import numpy as np
 import streamlit as st
 
+from core.options import Option
 from core.studies import Study, Window, viewing
 from core.studies.viewing import MaskStyle, png
 from dashboard.components.text import literal
@@ -78,3 +80,22 @@ def window_choices(token: str, _study: Study) -> tuple[dict[str, Window], str | 
     """The windows to offer for the study named `token` (`viewing.window_choices`): its
     percentile windows scan every voxel, so once per study, not on every rerun."""
     return viewing.window_choices(_study)
+
+
+def option_widget(name: str, option: Option, key: str, where: Any = st) -> Any:
+    """One `Option` as a widget: a choice box, a checkbox, or a number box within its
+    range; its help is the tooltip."""
+    label = name.replace("_", " ").capitalize()
+    if option.choices:
+        return where.selectbox(label, option.choices, help=option.help, key=key,
+                               index=list(option.choices).index(option.default))
+    if option.kind is bool:
+        return where.checkbox(label, value=bool(option.default), help=option.help, key=key)
+    if option.kind is int:
+        return int(where.number_input(label, value=int(option.default), step=1, help=option.help,
+                                      min_value=None if option.low is None else int(option.low),
+                                      max_value=None if option.high is None else int(option.high),
+                                      key=key))
+    return float(where.number_input(label, value=float(option.default), help=option.help,
+                                    min_value=option.low, max_value=option.high,
+                                    format="%g", key=key))

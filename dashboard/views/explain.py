@@ -6,6 +6,7 @@ controls that only change the picture, then the evidence (curves, the sanity che
 Each map, its deletion/insertion AUCs and the sanity check are jobs (core.jobs): the page
 draws what is done and the progress of the rest, and never waits for them."""
 
+import numpy as np
 import streamlit as st
 
 from core import models
@@ -15,12 +16,20 @@ from core.explain import metrics as trust
 from core.explain.backend.graph import spatial_layers
 from core.explain.metrics.localisation import against, mask_region, sentence
 from core.explain.overlay import COLORMAPS, overlay
-from core.jobs import executor, explain_job, faithfulness_job, sanity_job
+from core.jobs import (
+    data_randomisation_job,
+    executor,
+    explain_job,
+    faithfulness_job,
+    sanity_job,
+    trainer,
+)
 from core.models import domain
 from core.models.samples import all_samples, samples
 from core.studies import StudyError, open_study
 from core.studies import viewing as viewer
 from core.studies.masks import fit, read_labels
+from core.train import sanity as randomisation
 from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components.models import available, classifier_for, metadata_form, purpose
@@ -56,7 +65,7 @@ with st.sidebar:
             study, token = selection.study, f"viewer-{selection.serial}"
             st.caption(f"From the Viewer: {literal(selection.label)}")
         elif source == "Built-in sample":
-            own = samples(card) if card.builtin else []
+            own = samples(card)  # a model trained in MedLens: its held-out images
             if not own:
                 st.caption(f"No labelled samples ship with {literal(model_id)}: these are the "
                            "other models' samples, outside its domain.")
@@ -338,6 +347,53 @@ else:
                                                     strict=False):
                     cell.image(overlay(model_input.seen, picture, opacity, colormap),
                                caption=caption, width="stretch")
+
+# -- the data-randomisation test (models trained in MedLens) ------------------------------------
+
+trained = state.trained_models().get(model_id)
+if trained is not None and checkable and trained.test_images is not None:
+    st.subheader("Data-randomisation test")
+    st.caption("Adebayo et al. 2018, Sec. 4: the same architecture, config and seed trained "
+               "on the same images with their labels shuffled (a model that can only "
+               "memorise). If a method draws the same maps for both, it shows the image, not "
+               "what the model learnt. The twin is a training run: it waits for a training "
+               "slot like any other.")
+    random_cols = st.columns([2, 1], vertical_alignment="bottom")
+    random_method = random_cols[0].selectbox("Method to test", checkable,
+                                             format_func=lambda m: METHODS[m].title,
+                                             key="randomisation_method")
+    random_job = data_randomisation_job(trained, random_method, trained.training_data,
+                                        options=options.get(random_method))
+    if random_cols[1].button("Data-randomisation test", icon=":material/shuffle:"):
+        state.forget_cancelled(random_job.key)
+        trainer().submit(random_job)
+    held = trainer().get(random_job.key)
+    if held is not None:
+        tested = jobs.show(held, f"Data-randomisation test of {METHODS[random_method].title}",
+                           EXPECTED, key="randomisation", on=trainer())
+        if tested is not None:
+            verdict = {"pass": st.success, "fail": st.warning}.get(tested.verdict, st.info)
+            verdict(f"{tested.verdict.capitalize()}: median Spearman ρ "
+                    f"{tested.median:.2f} between the two models' maps over "
+                    f"{len(tested.spearman)} held-out images. Held-out accuracy: trained "
+                    f"{tested.trained_test.get('accuracy')}, shuffled-label twin "
+                    f"{tested.twin_test.get('accuracy')}.")
+            st.caption(f"Rule: {literal(randomisation.RULE)}.")
+            with st.container(key="randomisation_grid"):
+                for start in range(0, len(tested.spearman), 4):
+                    row = st.columns(4)
+                    for cell, i in zip(row, range(start, min(start + 4, len(tested.spearman))),
+                                       strict=False):
+                        seen = np.round(np.clip(tested.images[i, ..., 0], 0, 1) * 255
+                                        ).astype(np.uint8)
+                        rho = tested.spearman[i]
+                        label = trained.card.labels[int(tested.labels[i])]
+                        cell.image([overlay(seen, tested.trained_maps[i], opacity, colormap),
+                                    overlay(seen, tested.twin_maps[i], opacity, colormap)],
+                                   caption=[f"trained ({literal(label)})",
+                                            "shuffled labels: " + ("flat" if not np.isfinite(rho)
+                                                                   else f"ρ = {rho:.2f}")],
+                                   width=140)
 
 with st.expander("Model card"):
     st.json(card.to_dict())
