@@ -7,12 +7,12 @@ import time
 
 from streamlit.testing.v1 import AppTest
 
-from core.jobs import Handle, executor
+from core.jobs import Handle, executor, trainer
 
 
 def unfinished() -> list[Handle]:
-    """Every job of this process's executor that is queued or running."""
-    return executor().running() + executor().queued()
+    """Every job of this process's executor and trainer that is queued or running."""
+    return [h for e in (executor(), trainer()) for h in e.running() + e.queued()]
 
 
 def settle(page, timeout_s: float = 600.0) -> AppTest:

@@ -1,0 +1,86 @@
+"""The Train page through AppTest: what will be trained (the architecture in words, its
+parameters, the split per class, a batch as the model sees it), a run to its end (curves,
+held-out figures, the model added to the session, its download), the GAN's samples, and
+a bad upload (one line)."""
+
+from __future__ import annotations
+
+import io
+import zipfile
+
+import pytest
+
+from tests.app.pages import displayed
+from tests.app.waiting import settle
+from tests.conftest import app_page
+
+pytestmark = pytest.mark.app
+
+
+def train_page():
+    return app_page("views/train.py")
+
+
+def texts(at) -> str:
+    return "\n".join(displayed(x.value) for x in [*at.caption, *at.markdown, *at.info,
+                                                  *at.success])
+
+
+def small(at, arch: str, epochs: int = 1) -> None:
+    at.number_input(key=f"train_epochs_{arch}").set_value(epochs)
+
+
+def test_what_will_be_trained_is_shown_before_training():
+    at = settle(train_page())
+    assert not at.error and not at.exception
+    assert at.title[0].value == "Train"
+    assert at.selectbox(key="train_arch").value == "cnn"
+    assert int(at.metric[0].value.replace(",", "")) > 1000  # parameters
+    split = at.dataframe[0].value
+    assert list(split.columns) == ["label", "train", "validation", "test"]
+    assert (split["train"] > 0).all() and (split["test"] > 0).all()
+    # The preview batch: 16 images as the model's first layers see them.
+    assert sum(len(e.proto.imgs) for e in at.get("image")) == 16
+
+
+def test_a_run_trains_and_joins_the_session():
+    at = train_page()
+    at.run()
+    small(at, "cnn")
+    at.button[0].click()  # Train
+    at = settle(at)
+    assert not at.error and not at.exception
+    assert "Training finished: 1 epochs" in texts(at)
+    models = at.session_state["user_models"]
+    (trained_id,) = [i for i in models if i.startswith("user:cnn-")]
+    assert f"{trained_id} is now offered on Explain, Compare and Evaluate" in texts(at)
+    assert at.get("plotly_chart")  # the curves
+    assert any(m.label.startswith("Held-out accuracy") for m in at.metric)
+    assert at.get("download_button")
+
+
+def test_the_gan_shows_its_samples():
+    at = train_page()
+    at.run()
+    at.selectbox(key="train_arch").set_value("dcgan")
+    at.run()
+    small(at, "dcgan", epochs=2)
+    at.button[0].click()
+    at = settle(at)
+    assert not at.error and not at.exception
+    captions = [displayed(img.caption) for e in at.get("image") for img in e.proto.imgs]
+    assert "generated after epoch 2" in captions
+
+
+def test_a_zip_without_label_folders_is_one_line():
+    at = train_page()
+    at.run()
+    at.selectbox(key="train_data_cnn").set_value("Your labelled set (.zip)")
+    at.run()
+    data = io.BytesIO()
+    with zipfile.ZipFile(data, "w") as archive:
+        archive.writestr("loose.png", b"not an image in a folder")
+    at.file_uploader[0].set_value(("set.zip", data.getvalue(), "application/zip"))
+    at.run()
+    assert len(at.error) == 1 and "set.zip" in displayed(at.error[0].value)
+    assert not at.exception
