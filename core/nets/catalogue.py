@@ -90,12 +90,12 @@ ARCHITECTURES: dict[str, Architecture] = {a.name: a for a in (
         "(https://arxiv.org/abs/2010.11929)", "core.nets.vit:vit"),
     Architecture(
         "recurrent", "CNN + recurrent network with slice attention", "volumes",
-        (16, 32, 32), "brain-slabs",
+        (8, 32, 32), "cerebellum-stacks",
         "Cho et al. 2014, GRU (https://arxiv.org/abs/1406.1078); Hochreiter and "
         "Schmidhuber 1997, LSTM; Ilse et al. 2018, attention-based pooling "
         "(https://arxiv.org/abs/1802.04712)", "core.nets.recurrent:recurrent"),
     Architecture(
-        "cnn3d", "3-D convolutional network", "volumes", (16, 32, 32), "brain-slabs",
+        "cnn3d", "3-D convolutional network", "volumes", (8, 32, 32), "cerebellum-stacks",
         "Cicek et al. 2016, 3D U-Net (https://arxiv.org/abs/1606.06650); Tran et al. 2015, "
         "C3D (https://arxiv.org/abs/1412.0767)", "core.nets.cnn3d:cnn3d"),
     Architecture(

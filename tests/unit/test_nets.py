@@ -349,3 +349,19 @@ def test_catalogue_builds_the_other_helpers_architectures(name):
     arch = architecture(name)
     model = arch.build(arch.size, 2)
     assert parameters(model) > 0
+
+
+def test_catalogue_default_tasks_exist_and_fit():
+    """Each architecture's default task is a built-in task of its kind of data, at the
+    same default size."""
+    try:
+        data = importlib.import_module("core.train.data")
+    except ModuleNotFoundError as exc:
+        if exc.name != "core.train.data":
+            raise
+        pytest.skip("core.train.data is not in this checkout")
+    for arch in ARCHITECTURES.values():
+        task = data.task(arch.task)
+        assert task.kind == arch.data, arch.name
+        if arch.name != "transfer":  # Xception needs 71x71 at least: the task is made larger
+            assert tuple(task.default_size) == arch.size, arch.name
