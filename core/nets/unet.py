@@ -11,19 +11,41 @@ bottleneck most telling).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
+
+from core.options import Option
 
 BOTTLENECK = "bottleneck_conv2"
 
+ABOUT = (
+    "A U-Net labels every pixel: an encoder shrinks the image to learn what is there, a "
+    "decoder grows it back to say where, and skip connections hand the fine detail of "
+    "each scale across. It is the standard network for segmenting organs, tissue and "
+    "lesions. It is scored by overlap (Dice) with the drawn masks, which are themselves "
+    "someone's drawing. Watch small structures: a model can score well by getting the "
+    "large regions right and missing the small ones."
+)
+
+OPTIONS: dict[str, Option] = {
+    "filters": Option(16, "filters of the first level (doubled each level)", int, 4, 64),
+    "depth": Option(3, "levels down (the image side must be a multiple of 2^depth)", int,
+                    1, 5),
+    "dropout": Option(0.0, "dropout at the bottleneck", float, 0.0, 0.5),
+    "batch_norm": Option(True, "batch normalisation after each convolution", bool),
+}
+
 
 def unet(input_shape: tuple[int, int, int], labels: int, filters: int = 16, depth: int = 3,
-         dropout: float = 0.0, name: str = "unet", batch_norm: bool = True) -> Any:
+         dropout: float = 0.0, name: str = "unet", batch_norm: bool = True, *,
+         front: Sequence[Any] = ()) -> Any:
     """A 2-D U-Net: `depth` conv-conv-pool blocks of `filters` x 2^level channels, a
     bottleneck, `depth` upsample-concatenate-conv-conv blocks, and a 1x1 head: softmax
     over `labels` channels (labels >= 2; label 0 is background), or one sigmoid unit for
     `labels == 1`. Height and width must be multiples of 2^depth. `batch_norm=False`
     leaves out the batch normalisation (a model trained for a few steps on a handful of
-    slices: its running statistics would not have settled)."""
+    slices: its running statistics would not have settled). `front` layers
+    (preprocessing, intensity augmentation) act on the input first."""
     import keras
     from keras import layers
 
@@ -43,6 +65,8 @@ def unet(input_shape: tuple[int, int, int], labels: int, filters: int = 16, dept
 
     inputs = keras.Input(input_shape, name="image")
     x, skips = inputs, []
+    for layer in front:
+        x = layer(x)
     for level in range(1, depth + 1):
         x = block(x, filters * 2 ** (level - 1), f"enc{level}")
         skips.append(x)

@@ -48,6 +48,20 @@ def import_tensorflow():
     return tf
 
 
+def register_layers() -> None:
+    """Imports the modules whose custom layers MedLens' trained models hold (each
+    registers its layers with Keras), so those models load in safe mode."""
+    import importlib
+
+    import core.nets.blocks  # noqa: F401
+    for module in ("core.nets.preprocessing", "core.nets.recurrent", "core.nets.dcgan"):
+        try:
+            importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if exc.name != module:  # a missing module is skipped; a broken one is not
+                raise
+
+
 def load_keras(path: Path, name: str, allow_unsafe: bool = False):
     """A .keras file in safe mode (no serialised Python code) unless `allow_unsafe`, which
     only the server's administrator sets (MEDLENS_ALLOW_UNSAFE_MODELS). Errors are one
@@ -55,6 +69,7 @@ def load_keras(path: Path, name: str, allow_unsafe: bool = False):
     import_tensorflow()
     import keras
 
+    register_layers()
     try:
         return keras.saving.load_model(path, safe_mode=not allow_unsafe, compile=False)
     except Exception as exc:
