@@ -75,7 +75,6 @@ def size(text: str | None) -> tuple[int, ...] | None:
 def catalogue() -> dict[str, Any]:
     """The architectures (with their options) and the built-in tasks."""
     from core.nets.catalogue import ARCHITECTURES
-    from core.train.config import RECIPES
     from core.train.data import TASKS
 
     def option(o: Any) -> dict[str, Any]:
@@ -87,7 +86,7 @@ def catalogue() -> dict[str, Any]:
     return {
         "architectures": [{"name": a.name, "title": a.title, "data": a.data,
                            "default_task": a.task, "about": a.about, "paper": a.paper,
-                           "default_size": list(RECIPES[a.name].size),
+                           "default_size": list(a.size),
                            "options": {k: option(o) for k, o in a.options.items()}}
                           for a in ARCHITECTURES.values()],
         "tasks": [{"name": f"builtin:{t.name}", "title": t.title, "kind": t.kind,

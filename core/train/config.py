@@ -36,24 +36,24 @@ SCHEDULE: dict[str, Option] = {
 
 @dataclass(frozen=True)
 class Recipe:
-    """An architecture's default schedule and input size on its default task."""
+    """An architecture's default schedule (and options) on its default task, at the
+    architecture's default size."""
 
     epochs: int
     batch_size: int
     learning_rate: float
-    size: tuple[int, ...]
     options: dict[str, Any] = field(default_factory=dict)
 
 
 # Measured in bench/train_speed.py on the 2-core CPU (each within 3 minutes).
 RECIPES: dict[str, Recipe] = {
-    "cnn": Recipe(8, 64, 2e-3, (32, 32)),
-    "transfer": Recipe(4, 32, 1e-3, (72, 72)),
-    "unet": Recipe(10, 16, 2e-3, (64, 64)),
-    "vit": Recipe(10, 64, 1e-3, (32, 32), {"patch": 4}),
-    "recurrent": Recipe(10, 16, 2e-3, (16, 32, 32)),
-    "cnn3d": Recipe(10, 16, 2e-3, (16, 32, 32)),
-    "dcgan": Recipe(10, 32, 2e-4, (32, 32)),
+    "cnn": Recipe(8, 64, 2e-3),
+    "transfer": Recipe(4, 32, 1e-3),
+    "unet": Recipe(10, 16, 2e-3),
+    "vit": Recipe(10, 64, 1e-3, {"patch": 4}),
+    "recurrent": Recipe(10, 16, 2e-3),
+    "cnn3d": Recipe(10, 16, 2e-3),
+    "dcgan": Recipe(10, 32, 2e-4),
 }
 
 
@@ -111,9 +111,9 @@ def default_config(arch: str, data: str | None = None, **given: Any) -> Training
                        "learning_rate": recipe.learning_rate}
     schedule = checked(SCHEDULE, {**recipe_schedule, **{k: given.pop(k) for k in list(given)
                                                         if k in SCHEDULE}}, "setting")
-    size = tuple(given.pop("size", None) or recipe.size)
-    if len(size) != len(recipe.size):
-        want = "SLICESxHxW" if len(recipe.size) == 3 else "HxW"
+    size = tuple(given.pop("size", None) or a.size)
+    if len(size) != len(a.size):
+        want = "SLICESxHxW" if len(a.size) == 3 else "HxW"
         raise ValueError(f"size: {arch} takes {want}, not {'x'.join(map(str, size))}")
     options = checked(a.options, {**recipe.options, **(given.pop("options", None) or {})},
                       f"{arch} option")

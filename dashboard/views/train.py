@@ -48,7 +48,7 @@ with st.sidebar:
     default_source = sources.index(arch.task) if arch.task in sources else 0
     source = st.selectbox("Data", sources, index=default_source, key=f"train_data_{arch_name}",
                           format_func=lambda s: s if s == OWN_SET else TASKS[s].title)
-    size_text = st.text_input("Input size", "x".join(map(str, recipe.size)),
+    size_text = st.text_input("Input size", "x".join(map(str, arch.size)),
                               key=f"train_size_{arch_name}",
                               help="HxW (SLICESxHxW for the volume models)")
     with st.expander("Schedule", expanded=True):
