@@ -95,6 +95,11 @@ def catalogue() -> dict[str, Any]:
 
 
 def train_cmd(args: argparse.Namespace) -> int:
+    from core.models.runtime.keras import import_tensorflow
+
+    # The builders and the preprocessing layers are Keras: TensorFlow is imported here,
+    # quietly, before any of them is (its start-up lines would reach the terminal).
+    import_tensorflow()
     if args.list:
         listed = catalogue()
         lines = ["architectures:"] + [f"  {a['name']:<10} {a['title']} (trains on "

@@ -28,10 +28,10 @@ def trained_card(config: TrainingConfig, data: TrainingData, parts: Split,
     shape = tuple(int(v) for v in data.x.shape[1:])
     labels = tuple(data.labels) if data.labels else ("generated",)
     size = "x".join(str(v) for v in config.size)
-    what = {"images": f"{size} grey images", "masks": f"{size} grey slices",
-            "volumes": f"stacks of {config.size[0]} slices of "
-                       f"{config.size[1]}x{config.size[2]}",
-            "unlabelled": f"{size} grey images"}[kind]
+    if kind == "volumes":
+        what = f"stacks of {config.size[0]} slices of {config.size[1]}x{config.size[2]}"
+    else:
+        what = f"{size} grey {'slices' if kind == 'masks' else 'images'}"
     shuffled = " (labels shuffled: the data-randomisation twin)" if config.shuffle_labels \
         else ""
     steps = _preprocessing_words(config)

@@ -27,6 +27,7 @@ import numpy as np
 
 from core.models.classifier import Classifier
 from core.models.registry import sha256
+from core.models.runtime.keras import import_tensorflow
 from core.models.segmenter import Segmenter
 from core.progress import Progress, report
 from core.train.card import trained_card
@@ -94,6 +95,7 @@ def train(config: TrainingConfig, data: TrainingData | None = None,
     from core.nets.catalogue import architecture
 
     arch = architecture(config.arch)
+    import_tensorflow()  # quietly: TensorFlow's start-up lines never reach a terminal
     live = live or Live()
     report(progress, 0.0, "preparing the data")
     if data is None:
@@ -403,5 +405,6 @@ def parameters(config: TrainingConfig, data: TrainingData) -> int:
     from core.nets.catalogue import architecture
 
     arch = architecture(config.arch)
+    import_tensorflow()
     backbone = pretrained_backbone() if arch.name == "transfer" else None
     return int(_build(arch, config, data, backbone).count_params())

@@ -11,6 +11,7 @@ import threading
 
 import numpy as np
 import pytest
+from PIL import Image
 
 from core.evaluate import evaluate
 from core.evaluate.sets import from_folder
@@ -59,7 +60,7 @@ def test_explain_evaluate_and_reload_the_trained_model(trained, tmp_path):
     study = open_study(found[0].path, name=found[0].name)
     model_input = classifier.card.prepare(study)
     explanation = explain_input(classifier, model_input, "gradcam")
-    assert explanation.map.shape == model_input.inputs.shape[1:3]
+    assert explanation.map.shape == model_input.array.shape[:2]
     assert float(explanation.map.max()) > 0
 
     labelled = from_folder(found[0].path.parents[1])
@@ -139,12 +140,14 @@ def test_cli_train_writes_the_model_and_its_card(tmp_path):
     assert out["epochs_run"] == 1 and out["arch"] == "cnn"
     assert (tmp_path / "m" / "model.keras").is_file()
     card = json.loads((tmp_path / "m" / "card.json").read_text())
-    found = samples(load_carded(tmp_path / "m" / "model.keras", card).card)
+    assert card["source"]["command"].startswith("medlens train --arch cnn")
+    picture = tmp_path / "patch.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (32, 32), np.uint8)).save(picture)
     # --model-file reads the card beside the file: no --labels.
     predicted = medlens("predict", "--model-file", str(tmp_path / "m" / "model.keras"),
-                        str(found[0].path), "--json")
+                        str(picture), "--json")
     assert predicted.returncode == 0, predicted.stderr
-    assert json.loads(predicted.stdout)
+    assert set(json.loads(predicted.stdout)[0]["probabilities"]) == set(card["labels"])
 
 
 @pytest.mark.parametrize("args, words", [
