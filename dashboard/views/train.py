@@ -10,17 +10,17 @@ from dataclasses import replace
 
 import numpy as np
 import streamlit as st
-from core.nets.preprocessing import AUGMENTATION, AUGMENTATION_NOTE, PREPROCESSING, preview
-from core.train.data import TASKS, from_labelled_set, task
-from core.train.split import split
 
 from core.evaluate.sets import EvaluationError, from_zip
 from core.jobs import CANCELLED, DONE, FAILED, Handle, train_job, trainer
 from core.models import ModelError
 from core.nets.catalogue import ARCHITECTURES
+from core.nets.preprocessing import AUGMENTATION, AUGMENTATION_NOTE, PREPROCESSING, preview
 from core.train.config import RECIPES, SCHEDULE, default_config
+from core.train.data import TASKS, from_labelled_set, task
 from core.train.fit import Trained, TrainingError, parameters
 from core.train.live import live
+from core.train.split import split
 from core.train.store import zipped
 from dashboard import state
 from dashboard.components import charts
