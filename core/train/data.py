@@ -311,9 +311,10 @@ def _brain_tissue_slices(t: Task, size: tuple[int, ...]) -> TrainingData:
 # -- volumes: does a stack of slices hold cerebellum? ----------------------------------
 
 STACK_SLAB, STACK_GUARD = 24, 2
-STACK_MM = 64  # each stack is a 64 x 64 mm column of the brain (1 mm voxels)
+STACK_MM = 96  # each stack is a 96 x 96 mm column of the brain (1 mm voxels)
 STACKS_PER_SLAB = 24  # half with cerebellum where the slab has enough
-CEREBELLUM_MIN_VOXELS = 50  # 0.5 cm^2 of cerebellum in at least one slice of the column
+CEREBELLUM_MIN_VOXELS = 200  # 2 cm^2 of cerebellum in at least one slice of the column;
+# a column with a trace below that (1-199 voxels) is left out: its label would be a coin toss
 
 
 def _aal_on(study: Study) -> LabelMap:
@@ -374,7 +375,10 @@ def _cerebellum_stacks(t: Task, size: tuple[int, ...]) -> TrainingData:
                 r0, c0 = r[k] - half, c[k] - half
                 column = cerebellum[start:start + depth, r0 + half:r0 + half + STACK_MM,
                                     c0 + half:c0 + half + STACK_MM]
-                label = int(column.sum(axis=(1, 2)).max() >= CEREBELLUM_MIN_VOXELS)
+                most = column.sum(axis=(1, 2)).max()
+                if 0 < most < CEREBELLUM_MIN_VOXELS:
+                    continue
+                label = int(most >= CEREBELLUM_MIN_VOXELS)
                 if len(found[label]) < STACKS_PER_SLAB // 2:
                     found[label].append((start, r0 + half, c0 + half))
                 if all(len(v) >= STACKS_PER_SLAB // 2 for v in found.values()):
@@ -395,7 +399,8 @@ def _cerebellum_stacks(t: Task, size: tuple[int, ...]) -> TrainingData:
          "licence": "MNI ICBM 2009: free use with notice; mricron-data: BSD-3",
          "label_source": f"AAL atlas parcels 91-116 (cerebellum and vermis): a stack holds "
                          f"cerebellum when one of its slices has >= {CEREBELLUM_MIN_VOXELS} "
-                         f"cerebellar voxels inside its {STACK_MM} x {STACK_MM} mm column; "
+                         f"cerebellar voxels inside its {STACK_MM} x {STACK_MM} mm column (none: "
+                         "no cerebellum; between: left out); "
                          "AAL is drawn on Colin27 and carried to the "
                          "MNI152 2009 template by its coordinates (no registration)"})
 
@@ -519,10 +524,11 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "averaged brain: a model that learns this has learnt this template, not brains "
          "in general.", (64, 64), _brain_tissue_slices),
     Task("cerebellum-stacks", "Stacks of slices: is there cerebellum?", "volumes",
-         "Columns of 8 consecutive 1 mm axial slices, each 64 x 64 mm, cut at random "
+         "Columns of 8 consecutive 1 mm axial slices, each 96 x 96 mm, cut at random "
          "places in two brains (the MNI152 2009 template and Colin27) and labelled by "
-         "whether any slice holds cerebellum in the AAL atlas (at least 0.5 cm^2 of it in "
-         "the column). AAL was drawn on Colin27 and is carried to the MNI152 template by "
+         "whether any slice holds cerebellum in the AAL atlas (at least 2 cm^2 of it in "
+         "the column; columns with less than that but some are left out). AAL was drawn "
+         "on Colin27 and is carried to the MNI152 template by "
          "coordinates, without registration, so the boundary is approximate there. A "
          "column near the top of the cerebellum holds it in its lowest slices only: a "
          "model that pools over slices should weigh those. Two brains are very few: the "
