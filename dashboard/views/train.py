@@ -147,7 +147,7 @@ if not runs:
 
 def run_title(handle: Handle) -> str:
     c = handle.spec.params["config"]
-    return f"{c['arch']} on {c['data']} (seed {c['seed']}) — {handle.state}"
+    return f"{c['arch']} on {c['data']}, {c['epochs']} epochs, seed {c['seed']}"
 
 
 shown_run = st.selectbox("Your runs", list(range(len(runs)))[::-1], format_func=lambda i:
