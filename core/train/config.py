@@ -49,7 +49,7 @@ class Recipe:
 RECIPES: dict[str, Recipe] = {
     "cnn": Recipe(8, 64, 2e-3),
     "transfer": Recipe(4, 32, 1e-3),
-    "unet": Recipe(10, 16, 2e-3),
+    "unet": Recipe(12, 8, 2e-3),
     "vit": Recipe(10, 64, 1e-3, {"patch": 4}),
     "recurrent": Recipe(10, 16, 2e-3),
     "cnn3d": Recipe(10, 16, 2e-3),

@@ -157,7 +157,26 @@ def _build(arch: Any, config: TrainingConfig, data: TrainingData, backbone: Any)
         keras.utils.set_random_seed(config.seed)
         layers = front(shape, config.preprocessing, config.augmentation, data.kind,
                        config.seed)
-        return arch.build(shape, classes, front=layers, **config.options, **extra)
+        model = arch.build(shape, classes, front=layers, **config.options, **extra)
+    # A class's runs are short (tens of steps per epoch): Keras' default BatchNorm
+    # momentum (0.99) would leave the moving statistics, which validation and the saved
+    # model use, near their initial values (as in core.segment.train).
+    for layer in _layers(model):
+        if isinstance(layer, keras.layers.BatchNormalization) and layer.trainable:
+            layer.momentum = BN_MOMENTUM
+    return model
+
+
+BN_MOMENTUM = 0.9
+
+
+def _layers(model: Any) -> list[Any]:
+    """Every layer, nested models' included."""
+    out = []
+    for layer in getattr(model, "layers", []):
+        out.append(layer)
+        out.extend(_layers(layer))
+    return out
 
 
 def _optimizer(name: str, rate: float, gan: bool = False) -> Any:
@@ -331,7 +350,9 @@ class _Run:
 
         if self.kind == "unlabelled":
             return self.model.generator
-        clone = keras.models.clone_model(self.model)
+        # From its config, not clone_model: that would compile the copy again from the
+        # training's compile config, whose loss may be a closure (the U-Net's Dice-CE).
+        clone = keras.Model.from_config(self.model.get_config())
         clone.set_weights(self.model.get_weights())
         return clone
 
