@@ -545,6 +545,7 @@ TASKS: dict[str, Task] = {t.name: t for t in (
          "glioma, 5 meningioma, 3 no tumour, 3 pituitary), in grey. Far too few to learn "
          "from: a network will fit the training images perfectly and its validation "
          "accuracy, on two or three images, will mean almost nothing. That is the lesson: "
-         "watch the training and validation curves part.",
+         "watch the training and validation curves part. (Augmentation and dropout slow "
+         "the memorising: turn them off to see it plainly.)",
          (64, 64), _tumour_samples),
 )}
