@@ -40,11 +40,17 @@ OPTIONS: dict[str, Option] = {
     "unfreeze": Option(0, "top Xception blocks to fine-tune (0: only the new head "
                           "learns)", int, 0, BLOCKS),
     "dropout": Option(0.2, "dropout before the last layer", float, 0.0, 0.8),
+    "pool": Option("average", "how the backbone's feature maps become one vector: their "
+                              "average (the Keras guide's head: where a feature is, is "
+                              "lost) or all of them in place (flatten: the head can tell "
+                              "the middle of the image from its edge)", str,
+                   choices=("average", "flatten")),
 }
 
 
 def transfer(input_shape: tuple[int, int, int], classes: int, *, backbone: Any,
-             front: Sequence[Any] = (), unfreeze: int = 0, dropout: float = 0.2) -> Any:
+             front: Sequence[Any] = (), unfreeze: int = 0, dropout: float = 0.2,
+             pool: str = "average") -> Any:
     """A classifier on a copy of `backbone` (a Keras Xception, include_top=False): frozen
     except its top `unfreeze` blocks (block14, block13, ...), whose BatchNorm layers stay
     frozen and in inference mode (their statistics come from ImageNet; a small batch
@@ -71,7 +77,8 @@ def transfer(input_shape: tuple[int, int, int], classes: int, *, backbone: Any,
     x = layers.Rescaling(2.0, offset=-1.0, name="scale")(x)
     # training=False: BatchNorm runs on its stored statistics even while the head trains.
     x = net(x, training=False)
-    x = layers.GlobalAveragePooling2D(name="pool")(x)
+    x = (layers.GlobalAveragePooling2D(name="pool") if pool == "average"
+         else layers.Flatten(name="pool"))(x)
     x = layers.Dropout(dropout, name="dropout")(x)
     logits = layers.Dense(classes, name="logits")(x)
     outputs = layers.Activation("softmax", name="probabilities", dtype="float32")(logits)

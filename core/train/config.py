@@ -48,12 +48,12 @@ class Recipe:
 # Measured in bench/train_speed.py on the 2-core CPU (each within 3 minutes).
 RECIPES: dict[str, Recipe] = {
     "cnn": Recipe(8, 64, 2e-3),
-    "transfer": Recipe(4, 32, 1e-3),
+    "transfer": Recipe(3, 32, 1e-3),
     "unet": Recipe(12, 8, 2e-3),
     "vit": Recipe(10, 64, 1e-3, {"patch": 4}),
-    "recurrent": Recipe(10, 16, 2e-3),
-    "cnn3d": Recipe(10, 16, 2e-3),
-    "dcgan": Recipe(10, 32, 2e-4),
+    "recurrent": Recipe(30, 16, 2e-3),
+    "cnn3d": Recipe(20, 16, 2e-3),
+    "dcgan": Recipe(30, 32, 2e-4),
 }
 
 

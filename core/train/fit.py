@@ -104,7 +104,7 @@ def train(config: TrainingConfig, data: TrainingData | None = None,
         data = task(config.builtin_task).make(config.size)
     if data.kind != arch.data:
         raise TrainingError(f"{arch.title} trains on {arch.data}; {data.name} is {data.kind}")
-    parts = split(data, config.seed, FRACTIONS)
+    parts = split_of(data, config.seed)
     if not len(parts.train):
         raise TrainingError(f"{data.name}: too few samples to split")
     y = _labels(data, parts, config)
@@ -114,6 +114,12 @@ def train(config: TrainingConfig, data: TrainingData | None = None,
     run = _Run(model, arch, config, data, parts, y, progress, live)
     run.fit()
     return run.finish(backbone)
+
+
+def split_of(data: TrainingData, seed: int) -> Split:
+    """The split a run uses: train, validation and test by `FRACTIONS`; a generator has
+    nothing to validate or test, so it learns from every image."""
+    return split(data, seed, FRACTIONS if data.kind != "unlabelled" else (1.0, 0.0, 0.0))
 
 
 def pretrained_backbone() -> Any:

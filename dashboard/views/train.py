@@ -18,9 +18,8 @@ from core.nets.catalogue import ARCHITECTURES
 from core.nets.preprocessing import AUGMENTATION, AUGMENTATION_NOTE, PREPROCESSING, preview
 from core.train.config import RECIPES, SCHEDULE, default_config
 from core.train.data import TASKS, from_labelled_set, task
-from core.train.fit import Trained, TrainingError, parameters
+from core.train.fit import Trained, TrainingError, parameters, split_of
 from core.train.live import live
-from core.train.split import split
 from core.train.store import zipped
 from dashboard import state
 from dashboard.components import charts
@@ -104,7 +103,7 @@ with right:
     st.caption(f"{len(data.x)} samples · input {' x '.join(map(str, data.x.shape[1:]))}")
 
 try:
-    parts = split(data, config.seed)
+    parts = split_of(data, config.seed)
     count = parameters(config, data)
 except (ValueError, TrainingError, ModelError) as error:
     show_error(error)
