@@ -159,9 +159,12 @@ record = live(handle.key)
 def draw(handle: Handle) -> None:
     """The run's curves, ETA and (GAN) samples as they are now."""
     snap = record.snapshot()
+    # While it runs the axis spans the planned epochs (how far it has come); once over,
+    # the epochs it ran, so a stopped or early-stopped run is not squeezed into a corner.
+    span = max(len(snap["epochs"]), 1) if handle.over else snap["total_epochs"]
     if snap["epochs"] or snap["batches"]:
         st.plotly_chart(charts.training_curves(snap["epochs"], snap["batches"],
-                                               snap["best_epoch"], snap["total_epochs"]),
+                                               snap["best_epoch"], span),
                         width="stretch", key=f"curves_{handle.key}_{len(snap['batches'])}")
     if snap["grids"]:
         picks = sorted({0, len(snap["grids"]) // 2, len(snap["grids"]) - 1})
@@ -183,9 +186,8 @@ def watch(handle: Handle) -> None:
         if st.button("Cancel", key=f"train_cancel_{handle.key}", icon=":material/cancel:"):
             handle.cancel()
         return
-    snap = record.snapshot()
-    eta = f" · about {snap['eta_s']:.0f} s left" if snap["eta_s"] else ""
-    st.progress(handle.progress, text=literal(f"{handle.text}{eta}"))
+    # The run's own line already ends with its ETA ("about N s left"): shown once.
+    st.progress(handle.progress, text=literal(handle.text))
     if record.stopping:
         st.caption("Stopping after this batch; the best checkpoint so far is kept.")
     elif st.button("Stop", key=f"train_stop_{handle.key}", icon=":material/stop_circle:",
