@@ -140,6 +140,8 @@ if st.button("Train", type="primary", icon=":material/model_training:"):
     handle = trainer().submit(train_job(config, data if source == OWN_SET else None,
                                         owner=state.owner(), run=uuid.uuid4().hex))
     runs.append(handle)
+    # Show the new run: a keyed selectbox keeps its old choice when options are added.
+    st.session_state["train_run_shown"] = len(runs) - 1
 
 if not runs:
     st.stop()
