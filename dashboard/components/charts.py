@@ -260,6 +260,9 @@ def _rgb(colour: tuple[int, int, int]) -> str:
 _CURVE_COLOURS = ("#4FC3F7", "#FFB74D", "#81C784", "#E57373", "#BA68C8")
 
 
+_CURVE_NAMES = {"f1": "macro F1", "dice": "mean Dice"}
+
+
 def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
                     best_epoch: int | None, total_epochs: int) -> go.Figure:
     """Loss (left) and the other metrics (right) per epoch, training solid, validation
@@ -285,14 +288,16 @@ def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
         for base in bases:
             colour = _CURVE_COLOURS[shown % len(_CURVE_COLOURS)]
             shown += 1
+            shown_as = _CURVE_NAMES.get(base, base)
             for key, dash, words in ((base, "solid", "training"),
                                      (f"val_{base}", "dash", "validation")):
                 if key not in keys:
                     continue
                 figure.add_trace(go.Scatter(
                     x=x, y=[row.get(key) for row in epochs], mode="lines+markers",
-                    name=f"{base} ({words})", line={"color": colour, "dash": dash},
-                    hovertemplate=f"{base} ({words}), epoch %{{x}}: %{{y:.4f}}<extra></extra>"),
+                    name=f"{shown_as} ({words})", line={"color": colour, "dash": dash},
+                    hovertemplate=f"{shown_as} ({words}), epoch %{{x}}: "
+                                  "%{y:.4f}<extra></extra>"),
                     row=1, col=column)
     if best_epoch:
         for column in (1, 2):

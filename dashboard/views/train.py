@@ -30,6 +30,7 @@ from dashboard.components.widgets import option_widget
 POLL_S = 1.0
 OWN_SET = "Your labelled set (.zip)"
 PREVIEW = 16
+HELD_OUT_NAMES = {"macro_f1": "macro F1", "mean_dice": "mean Dice"}
 
 st.title("Train")
 st.caption("Build and train the field's architectures on real images, then ask them why. "
@@ -168,6 +169,10 @@ def draw(handle: Handle) -> None:
         st.plotly_chart(charts.training_curves(snap["epochs"], snap["batches"],
                                                snap["best_epoch"], span),
                         width="stretch", key=f"curves_{handle.key}_{len(snap['batches'])}")
+        scored = snap["epochs"][-1] if snap["epochs"] else {}
+        if snap["best_epoch"] and ("val_dice" in scored or "val_f1" in scored):
+            st.caption("Dotted line: the checkpoint kept, the epoch with the best validation "
+                       + ("mean Dice." if "val_dice" in scored else "macro F1."))
     if snap["grids"]:
         picks = sorted({0, len(snap["grids"]) // 2, len(snap["grids"]) - 1})
         columns = st.columns(len(picks))
@@ -183,8 +188,9 @@ def watch(handle: Handle) -> None:
         st.rerun()
     place = trainer().position(handle)
     if place:
+        slots = trainer().workers
         st.progress(0.0, text=f"Queued: number {place} in line for a training slot "
-                              f"({trainer().workers} on this server).")
+                              f"({slots} slot{'s' if slots > 1 else ''} on this server).")
         if st.button("Cancel", key=f"train_cancel_{handle.key}", icon=":material/cancel:"):
             handle.cancel()
         return
@@ -223,7 +229,7 @@ held = {k: v for k, v in trained.test.items() if not isinstance(v, dict)}
 if held:
     columns = st.columns(len(held))
     for column, (key, value) in zip(columns, held.items(), strict=True):
-        column.metric(f"Held-out {key.replace('_', ' ')}",
+        column.metric(f"Held-out {HELD_OUT_NAMES.get(key, key.replace('_', ' '))}",
                       "n/a" if value is None else f"{value:.3f}"
                       if isinstance(value, float) else str(value))
 if isinstance(trained.test.get("dice"), dict):
