@@ -260,6 +260,9 @@ def _rgb(colour: tuple[int, int, int]) -> str:
 _CURVE_COLOURS = ("#4FC3F7", "#FFB74D", "#81C784", "#E57373", "#BA68C8")
 
 
+_CURVE_NAMES = {"f1": "macro F1", "dice": "mean Dice"}
+
+
 def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
                     best_epoch: int | None, total_epochs: int) -> go.Figure:
     """Loss (left) and the other metrics (right) per epoch, training solid, validation
@@ -267,8 +270,9 @@ def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
     names = [k for k in (epochs[0] if epochs else {}) if k not in ("epoch", "seconds")]
     losses = [k for k in names if k.endswith("loss")]
     others = [k for k in names if k not in losses]
-    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "validation metrics"
-                                                           if others else " "),
+    # The right panel holds training accuracy too: "metrics", not "validation metrics".
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("loss", "metrics (training and "
+                                                           "validation)" if others else " "),
                            horizontal_spacing=0.08)
     x = [row["epoch"] for row in epochs]
     if batches:
@@ -277,28 +281,34 @@ def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
                                     line={"color": "rgba(79,195,247,0.25)", "width": 1},
                                     hovertemplate="epoch %{x:.2f}: %{y:.4f}<extra></extra>"),
                          row=1, col=1)
+    # One colour per quantity across both panels, so the legend tells loss from accuracy.
+    shown = 0
     for column, keys in ((1, losses), (2, others)):
         bases = list(dict.fromkeys(k.removeprefix("val_") for k in keys))
-        for i, base in enumerate(bases):
-            colour = _CURVE_COLOURS[i % len(_CURVE_COLOURS)]
+        for base in bases:
+            colour = _CURVE_COLOURS[shown % len(_CURVE_COLOURS)]
+            shown += 1
+            shown_as = _CURVE_NAMES.get(base, base)
             for key, dash, words in ((base, "solid", "training"),
                                      (f"val_{base}", "dash", "validation")):
                 if key not in keys:
                     continue
                 figure.add_trace(go.Scatter(
                     x=x, y=[row.get(key) for row in epochs], mode="lines+markers",
-                    name=f"{base} ({words})", line={"color": colour, "dash": dash},
-                    hovertemplate=f"{base} ({words}), epoch %{{x}}: %{{y:.4f}}<extra></extra>"),
+                    name=f"{shown_as} ({words})", line={"color": colour, "dash": dash},
+                    hovertemplate=f"{shown_as} ({words}), epoch %{{x}}: "
+                                  "%{y:.4f}<extra></extra>"),
                     row=1, col=column)
     if best_epoch:
         for column in (1, 2):
             figure.add_vline(x=best_epoch, line={"color": "#9E9E9E", "dash": "dot"},
                              row=1, col=column)
-        figure.add_annotation(x=best_epoch, y=1.0, yref="paper", text="kept",
+        figure.add_annotation(x=best_epoch, y=1.0, yref="paper", text=f"kept: epoch {best_epoch}",
                               showarrow=False, font={"color": "#9E9E9E"}, xanchor="left")
     for column in (1, 2):
         figure.update_xaxes(title="epoch", range=[0, max(total_epochs, 1) + 0.2],
                             row=1, col=column)
-    figure.update_layout(height=340, margin={"l": 10, "r": 10, "t": 30, "b": 40},
+    # Top margin: room for the panel titles below plotly's toolbar, which hides them else.
+    figure.update_layout(height=360, margin={"l": 10, "r": 10, "t": 60, "b": 40},
                          legend={"orientation": "h", "y": -0.25})
     return figure

@@ -373,11 +373,18 @@ if trained is not None and checkable and trained.test_images is not None:
                            EXPECTED, key="randomisation", on=trainer())
         if tested is not None:
             verdict = {"pass": st.success, "fail": st.warning}.get(tested.verdict, st.info)
+            # Accuracies as the Train page shows them (3 decimals), with chance beside them:
+            # the twin is expected near chance.
+            def accuracy(test: dict) -> str:
+                value = test.get("accuracy")
+                return "n/a" if value is None else f"{value:.3f}"
+
             verdict(f"{tested.verdict.capitalize()}: median Spearman ρ "
                     f"{tested.median:.2f} between the two models' maps over "
                     f"{len(tested.spearman)} held-out images. Held-out accuracy: trained "
-                    f"{tested.trained_test.get('accuracy')}, shuffled-label twin "
-                    f"{tested.twin_test.get('accuracy')}.")
+                    f"{accuracy(tested.trained_test)}, shuffled-label twin "
+                    f"{accuracy(tested.twin_test)} (chance "
+                    f"{1 / len(trained.card.labels):.3f}).")
             st.caption(f"Rule: {literal(randomisation.RULE)}.")
             with st.container(key="randomisation_grid"):
                 for start in range(0, len(tested.spearman), 4):
@@ -390,9 +397,11 @@ if trained is not None and checkable and trained.test_images is not None:
                         label = trained.card.labels[int(tested.labels[i])]
                         cell.image([overlay(seen, tested.trained_maps[i], opacity, colormap),
                                     overlay(seen, tested.twin_maps[i], opacity, colormap)],
-                                   caption=[f"trained ({literal(label)})",
-                                            "shuffled labels: " + ("flat" if not np.isfinite(rho)
-                                                                   else f"ρ = {rho:.2f}")],
+                                   # Each map explains the image's true label.
+                                   caption=[f"trained · for {literal(label)}",
+                                            "shuffled-label twin · " + (
+                                                "flat" if not np.isfinite(rho)
+                                                else f"ρ = {rho:.2f}")],
                                    width=140)
 
 with st.expander("Model card"):

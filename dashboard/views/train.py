@@ -29,6 +29,7 @@ from dashboard.components.widgets import option_widget
 POLL_S = 1.0
 OWN_SET = "Your labelled set (.zip)"
 PREVIEW = 16
+HELD_OUT_NAMES = {"macro_f1": "macro F1", "mean_dice": "mean Dice"}
 
 st.title("Train")
 st.caption("Build and train the field's architectures on real images, then ask them why. "
@@ -139,6 +140,8 @@ if st.button("Train", type="primary", icon=":material/model_training:"):
     handle = trainer().submit(train_job(config, data if source == OWN_SET else None,
                                         owner=state.owner(), run=uuid.uuid4().hex))
     runs.append(handle)
+    # Show the new run: a keyed selectbox keeps its old choice when options are added.
+    st.session_state["train_run_shown"] = len(runs) - 1
 
 if not runs:
     st.stop()
@@ -158,10 +161,17 @@ record = live(handle.key)
 def draw(handle: Handle) -> None:
     """The run's curves, ETA and (GAN) samples as they are now."""
     snap = record.snapshot()
+    # While it runs the axis spans the planned epochs (how far it has come); once over,
+    # the epochs it ran, so a stopped or early-stopped run is not squeezed into a corner.
+    span = max(len(snap["epochs"]), 1) if handle.over else snap["total_epochs"]
     if snap["epochs"] or snap["batches"]:
         st.plotly_chart(charts.training_curves(snap["epochs"], snap["batches"],
-                                               snap["best_epoch"], snap["total_epochs"]),
+                                               snap["best_epoch"], span),
                         width="stretch", key=f"curves_{handle.key}_{len(snap['batches'])}")
+        scored = snap["epochs"][-1] if snap["epochs"] else {}
+        if snap["best_epoch"] and ("val_dice" in scored or "val_f1" in scored):
+            st.caption("Dotted line: the checkpoint kept, the epoch with the best validation "
+                       + ("mean Dice." if "val_dice" in scored else "macro F1."))
     if snap["grids"]:
         picks = sorted({0, len(snap["grids"]) // 2, len(snap["grids"]) - 1})
         columns = st.columns(len(picks))
@@ -177,14 +187,14 @@ def watch(handle: Handle) -> None:
         st.rerun()
     place = trainer().position(handle)
     if place:
+        slots = trainer().workers
         st.progress(0.0, text=f"Queued: number {place} in line for a training slot "
-                              f"({trainer().workers} on this server).")
+                              f"({slots} slot{'s' if slots > 1 else ''} on this server).")
         if st.button("Cancel", key=f"train_cancel_{handle.key}", icon=":material/cancel:"):
             handle.cancel()
         return
-    snap = record.snapshot()
-    eta = f" · about {snap['eta_s']:.0f} s left" if snap["eta_s"] else ""
-    st.progress(handle.progress, text=literal(f"{handle.text}{eta}"))
+    # The run's own line already ends with its ETA ("about N s left"): shown once.
+    st.progress(handle.progress, text=literal(handle.text))
     if record.stopping:
         st.caption("Stopping after this batch; the best checkpoint so far is kept.")
     elif st.button("Stop", key=f"train_stop_{handle.key}", icon=":material/stop_circle:",
@@ -218,7 +228,7 @@ held = {k: v for k, v in trained.test.items() if not isinstance(v, dict)}
 if held:
     columns = st.columns(len(held))
     for column, (key, value) in zip(columns, held.items(), strict=True):
-        column.metric(f"Held-out {key.replace('_', ' ')}",
+        column.metric(f"Held-out {HELD_OUT_NAMES.get(key, key.replace('_', ' '))}",
                       "n/a" if value is None else f"{value:.3f}"
                       if isinstance(value, float) else str(value))
 if isinstance(trained.test.get("dice"), dict):

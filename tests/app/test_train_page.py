@@ -59,6 +59,20 @@ def test_a_run_trains_and_joins_the_session():
     assert at.get("download_button")
 
 
+def test_a_second_run_is_the_one_shown():
+    at = train_page()
+    at.run()
+    small(at, "cnn")
+    at.button[0].click()
+    at = settle(at)
+    at.number_input(key="train_seed_cnn").set_value(1)
+    at.button[0].click()  # Train again, another seed
+    at = settle(at)
+    assert not at.error and not at.exception
+    assert at.selectbox(key="train_run_shown").value == 1  # the second run, not the first
+    assert "Training finished: 1 epochs" in texts(at)
+
+
 def test_the_gan_shows_its_samples():
     at = train_page()
     at.run()
