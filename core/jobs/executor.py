@@ -56,6 +56,7 @@ class Handle:
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _done: threading.Event = field(default_factory=threading.Event, repr=False)
     _listeners: list[Listener] = field(default_factory=list, repr=False)
+    _dequeue: Callable[[Handle], None] | None = field(default=None, repr=False)
 
     @property
     def key(self) -> str:
@@ -82,7 +83,11 @@ class Handle:
         return (self.finished or time.perf_counter()) - self.started
 
     def cancel(self) -> None:
+        """Stop it: a queued job leaves the queue at once (its place is freed for the
+        others); a running one stops at its next progress report."""
         self._cancel.set()
+        if self._dequeue is not None and self.state == QUEUED:
+            self._dequeue(self)
 
     @property
     def cancelling(self) -> bool:
@@ -145,7 +150,7 @@ class Executor:
             if handle is not None and handle.state != CANCELLED:
                 self._handles.move_to_end(job.key)
                 return handle
-            handle = Handle(job)
+            handle = Handle(job, _dequeue=self._dequeue)
             self._handles[job.key] = handle
             self._queue.append(handle)
             self._forget_old()
@@ -218,8 +223,19 @@ class Executor:
 
     # -- inside -----------------------------------------------------------------------------
 
+    def _dequeue(self, handle: Handle) -> None:
+        """A queued job cancelled: out of the queue and over now, not when a worker frees."""
+        with self._lock:
+            if handle not in self._queue:
+                return  # a worker has taken it: it stops at its next report
+            self._queue.remove(handle)
+            handle.state = CANCELLED  # under the lock: a worker taking it now sees it over
+        self._end(handle, CANCELLED, error=f"{handle.spec.title}: cancelled")
+
     def _run(self, handle: Handle) -> None:
         with self._lock:
+            if handle.over:
+                return  # cancelled while it waited
             if handle in self._queue:
                 self._queue.remove(handle)
         if handle.cancelling:

@@ -270,6 +270,9 @@ def _stored(model_id: str) -> Calibration | None:
 def calibration(card: ModelCard) -> Calibration | str:
     """The stored calibration for a built-in model, or why there is none."""
     if not card.builtin:
+        if card.origin == "trained in MedLens":
+            return ("no calibration is made for a model trained in this session (its "
+                    "card's held-out figures say how it does on its own kind of image)")
         return "an uploaded model has no labelled samples to compare with"
     if not card.samples:
         return f"no labelled samples ship with {card.id} to compare with"

@@ -70,6 +70,18 @@ class DataRandomisation:
                 "twin": self.twin_id, "rule": RULE}
 
 
+def spread(labels: np.ndarray, count: int) -> np.ndarray:
+    """Up to `count` indices taken in turn from each label (in order within a label), so
+    the maps compared cover every class the held-out images have."""
+    queues = [list(np.flatnonzero(labels == c)) for c in np.unique(labels)]
+    out: list[int] = []
+    while len(out) < count and any(queues):
+        for queue in queues:
+            if queue and len(out) < count:
+                out.append(int(queue.pop(0)))
+    return np.array(out, dtype=int)
+
+
 def shuffled_twin(trained: Trained, data: TrainingData | None = None,
                   progress: Progress | None = None) -> Trained:
     """The same config and seed trained on shuffled labels (`data`: the user's set the
@@ -91,8 +103,9 @@ def data_randomisation(trained: Trained, method: str, twin: Trained | None = Non
         raise TrainingError(f"{trained.card.id}: no held-out images to compare maps on")
     if twin is None:
         twin = shuffled_twin(trained, data, part(progress, 0.0, 0.85))
-    x = trained.test_images[:images]
-    y = np.asarray(trained.test_labels[:images], dtype=int)
+    chosen = spread(np.asarray(trained.test_labels, dtype=int), images)
+    x = trained.test_images[chosen]
+    y = np.asarray(trained.test_labels, dtype=int)[chosen]
     maps = []
     for i, model in enumerate((trained.model, twin.model)):
         report(progress, 0.85 + 0.07 * i, f"{method} maps of the "

@@ -142,7 +142,8 @@ def with_cost(name: str, values: dict | None = None) -> str:
         return METHODS[name].title
     measured = method_costs.is_measured(classifier_for(model_id, name).fingerprint, name,
                                         values)
-    return METHODS[name].title + f" about {expected:.1f} s{' (measured here)' if measured else ''}"
+    when = f"about {expected:.1f} s" if expected >= 0.1 else "under 0.1 s"
+    return METHODS[name].title + f" {when}{' (measured here)' if measured else ''}"
 
 
 controls = st.columns([2.6, 1.1, 2.3])

@@ -117,6 +117,9 @@ def test_queued_jobs_wait_in_order_and_a_cancelled_one_never_runs():
     third = pool.submit(Job.make("slow", {"steps": 3}))
     assert pool.position(second) == 1 and pool.position(third) == 2
     second.cancel()
+    # Out of the queue at once: the one behind moves up while the first still runs.
+    assert second.state == CANCELLED and second.wait(0)
+    assert pool.position(third) == 1 and not first.over
     assert third.outcome(10) == 3
     assert second.state == CANCELLED and second.started is None
     assert first.outcome(10) == 30
