@@ -223,12 +223,15 @@ state.trained_models()[trained.card.id] = trained
 ended = "stopped by you" if trained.stopped else "finished"
 st.success(f"Training {ended}: {trained.epochs_run} epochs in {trained.seconds:.0f} s"
            + (f"; the checkpoint of epoch {trained.best_epoch} is kept"
-              if trained.best_epoch else "") + ".", icon=":material/check:")
+              if trained.best_epoch and trained.data.get("kind") != "unlabelled" else "")
+           + ".", icon=":material/check:")
 held = {k: v for k, v in trained.test.items() if not isinstance(v, dict)}
 if held:
     columns = st.columns(len(held))
     for column, (key, value) in zip(columns, held.items(), strict=True):
-        column.metric(f"Held-out {HELD_OUT_NAMES.get(key, key.replace('_', ' '))}",
+        # A generator has nothing held out: its figures are the last epoch's losses.
+        prefix = "Last epoch's" if trained.data.get("kind") == "unlabelled" else "Held-out"
+        column.metric(f"{prefix} {HELD_OUT_NAMES.get(key, key.replace('_', ' '))}",
                       "n/a" if value is None else f"{value:.3f}"
                       if isinstance(value, float) else str(value))
 if isinstance(trained.test.get("dice"), dict):
@@ -236,9 +239,12 @@ if isinstance(trained.test.get("dice"), dict):
         f"{literal(k)} {v:.3f}" if v is not None else f"{literal(k)} n/a"
         for k, v in trained.test["dice"].items()))
 if trained.classifier is not None:
-    where = "Segment" if trained.card.task == "segmentation" else "Explain, Compare and Evaluate"
-    st.info(f"{literal(trained.card.id)} is now offered on {where} for this session, with its "
-            "held-out images as samples.", icon=":material/arrow_forward:")
+    if trained.card.task == "segmentation":
+        where = "Segment, on the built-in volumes or yours"
+    else:
+        where = "Explain, Compare and Evaluate, with its held-out images as samples"
+    st.info(f"{literal(trained.card.id)} is now offered on {where}, for this session.",
+            icon=":material/arrow_forward:")
 else:
     st.caption("This model takes no single 2-D image, so it is not offered on the other "
                "pages; download it to keep it.")
