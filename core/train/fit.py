@@ -428,10 +428,22 @@ def _round(value: float) -> float | None:
 
 
 def parameters(config: TrainingConfig, data: TrainingData) -> int:
-    """How many weights `config` builds on `data` (the page shows it before training)."""
+    """How many weights `config` builds on `data` (the page shows it before training;
+    kept per config and data shape: a page asks on every rerun, and building an Xception
+    takes seconds)."""
+    key = (config.to_json(), tuple(data.x.shape[1:]), len(data.labels or ()))
+    with _building:
+        if key in _counted:
+            return _counted[key]
     from core.nets.catalogue import architecture
 
     arch = architecture(config.arch)
     import_tensorflow()
     backbone = pretrained_backbone() if arch.name == "transfer" else None
-    return int(_build(arch, config, data, backbone).count_params())
+    count = int(_build(arch, config, data, backbone).count_params())
+    with _building:
+        _counted[key] = count
+    return count
+
+
+_counted: dict[tuple, int] = {}
