@@ -48,13 +48,20 @@ OPTIONS: dict[str, Option] = {
                       int, 2, 64),
     "blocks": Option(3, "conv-ReLU-pool blocks of the per-slice encoder", int, 1, 5),
     "dropout": Option(0.25, "dropout before the last layer", float, 0.0, 0.8),
+    "attend": Option("sequence", "what each slice's attention score is read from: the "
+                                 "recurrent layer's output at that slice (which has seen "
+                                 "its neighbours: weights can pile up at the ends), or the "
+                                 "slice's own CNN features (a weight then says which slice "
+                                 "itself looked decisive)", str,
+                     choices=("sequence", "slices")),
 }
 
 
 def recurrent(input_shape: tuple[int, int, int, int], classes: int, *,
               front: Sequence[Any] = (), cell: str = "gru", bidirectional: bool = True,
               units: int = 32, filters: int = 16, blocks: int = 3,
-              dropout: float = 0.25, name: str = "recurrent") -> Any:
+              dropout: float = 0.25, attend: str = "sequence",
+              name: str = "recurrent") -> Any:
     """A per-slice CNN, a (bidirectional) GRU/LSTM over slices and attention pooling over
     `input_shape` (slices, h, w, 1) volumes, for `classes` >= 2 classes. `front` layers
     (preprocessing, augmentation) act on the input first."""
@@ -66,6 +73,8 @@ def recurrent(input_shape: tuple[int, int, int, int], classes: int, *,
         raise ValueError(f"a classifier needs at least 2 classes, not {classes}")
     if cell not in ("gru", "lstm"):
         raise ValueError(f"cell: '{cell}' is not one of gru, lstm")
+    if attend not in ("sequence", "slices"):
+        raise ValueError(f"attend: '{attend}' is not one of sequence, slices")
     if min(height, width) < 2**blocks:
         raise ValueError(f"slices of {height}x{width} are too small for {blocks} blocks "
                          f"(each halves them: at least {2**blocks} wanted)")
@@ -81,7 +90,8 @@ def recurrent(input_shape: tuple[int, int, int, int], classes: int, *,
             name=f"slice_block{i}_conv")(x)
         x = layers.TimeDistributed(layers.MaxPooling2D(2, padding="same"),
                                    name=f"slice_block{i}_pool")(x)
-    x = layers.TimeDistributed(layers.GlobalAveragePooling2D(), name="slice_features")(x)
+    x = features = layers.TimeDistributed(layers.GlobalAveragePooling2D(),
+                                          name="slice_features")(x)
     # `sequence` names the outer layer either way: (N, slices, units or 2 x units).
     rnn = (layers.GRU if cell == "gru" else layers.LSTM)(
         units, return_sequences=True, name=f"sequence_{cell}" if bidirectional else "sequence")
@@ -89,8 +99,9 @@ def recurrent(input_shape: tuple[int, int, int, int], classes: int, *,
         rnn = layers.Bidirectional(rnn, name="sequence")
     sequence = rnn(x)
     # Attention pooling (Ilse et al. 2018, eq. 8-9 without the tanh hidden layer):
-    # a_s = softmax_s(w . h_s + b), z = sum_s a_s h_s.
-    score = layers.Dense(1, name="slice_score")(sequence)
+    # a_s = softmax_s(w . h_s + b), z = sum_s a_s h_s; with attend="slices" the score
+    # reads the slice's own features f_s instead: a_s = softmax_s(w . f_s + b).
+    score = layers.Dense(1, name="slice_score")(sequence if attend == "sequence" else features)
     score = layers.Flatten(name="slice_score_flat")(score)
     weights = layers.Softmax(axis=-1, name=ATTENTION)(score)
     pooled = layers.Dot(axes=(1, 1), name="pooled")([weights, sequence])

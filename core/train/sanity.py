@@ -70,6 +70,35 @@ class DataRandomisation:
                 "twin": self.twin_id, "rule": RULE}
 
 
+def from_card(classifier: Any) -> Trained | None:
+    """A model trained in MedLens on a built-in task, loaded again from its files (the
+    Zoo's upload with its card, `--model-file`): what its data-randomisation test needs,
+    remade from its card (the config, the task at its size, the same seeded split). None
+    for any other model, or one trained on the user's own set (not kept)."""
+    from core.train.config import TrainingConfig
+    from core.train.data import task
+    from core.train.fit import split_of
+
+    card = classifier.card
+    raw = card.source.get("config")
+    if card.origin != "trained in MedLens" or not isinstance(raw, dict):
+        return None
+    try:
+        config = TrainingConfig.from_dict(raw)
+        if config.builtin_task is None or classifier.keras_model is None:
+            return None
+        data = task(config.builtin_task).make(config.size)
+    except (KeyError, TypeError, ValueError):
+        return None
+    if data.kind != "images" or data.x.shape[1:] != tuple(card.input_shape):
+        return None
+    parts = split_of(data, config.seed)
+    return Trained(config, data.describe(), parts, classifier.keras_model, card,
+                   classifier.path, {}, dict(card.evaluation.get("held_out", {})), 0.0, 0,
+                   None, False, classifier, [], data.x[parts.test],
+                   np.asarray(data.y)[parts.test])
+
+
 def spread(labels: np.ndarray, count: int) -> np.ndarray:
     """Up to `count` indices taken in turn from each label (in order within a label), so
     the maps compared cover every class the held-out images have."""

@@ -352,6 +352,8 @@ else:
 # -- the data-randomisation test (models trained in MedLens) ------------------------------------
 
 trained = state.trained_models().get(model_id)
+if trained is None and card.origin == "trained in MedLens" and checkable:
+    trained = randomisation.from_card(classifier_for(model_id))  # uploaded again
 if trained is not None and checkable and trained.test_images is not None:
     st.subheader("Data-randomisation test")
     st.caption("Adebayo et al. 2018, Sec. 4: the same architecture, config and seed trained "

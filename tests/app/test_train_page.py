@@ -98,3 +98,39 @@ def test_a_zip_without_label_folders_is_one_line():
     at.run()
     assert len(at.error) == 1 and "set.zip" in displayed(at.error[0].value)
     assert not at.exception
+
+
+@pytest.fixture(scope="module")
+def trained_cnn():
+    """A narrow CNN trained on the tissue patches, as the Train page leaves it."""
+    from core.train.config import default_config
+    from core.train.fit import train
+
+    return train(default_config("cnn", epochs=2,
+                                options={"filters": 8, "blocks": 2, "dense": 16}))
+
+
+def test_a_trained_model_is_evaluated_on_its_held_out_images(trained_cnn):
+    model_id = trained_cnn.card.id
+    at = app_page("views/evaluate.py",
+                  session_state={"user_models": {model_id: trained_cnn.classifier}})
+    next(m for m in at.multiselect if m.label == "Models").set_value([model_id]).run()
+    assert f"The built-in samples of {model_id}" in "\n".join(displayed(c.value)
+                                                              for c in at.caption)
+    at = settle(next(b for b in at.button if b.label == "Evaluate").click())
+    assert not at.error and not at.exception
+    shown = "\n".join(displayed(x.value) for x in [*at.markdown, *at.caption])
+    assert "accuracy" in shown.lower()
+    assert any(m.label.lower().startswith("accuracy") for m in at.metric) or at.dataframe
+
+
+def test_a_trained_model_is_compared_with_a_built_in_one(trained_cnn):
+    model_id = trained_cnn.card.id
+    at = app_page("views/compare.py",
+                  session_state={"user_models": {model_id: trained_cnn.classifier}})
+    models = next(m for m in at.multiselect if m.label.startswith("Models"))
+    models.set_value(["braintumor-xception", model_id])
+    at = settle(at)
+    assert not at.error and not at.exception
+    captions = [displayed(img.caption) for e in at.get("image") for img in e.proto.imgs]
+    assert len(captions) >= 2

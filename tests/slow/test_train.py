@@ -75,6 +75,19 @@ def test_explain_evaluate_and_reload_the_trained_model(trained, tmp_path):
     assert reloaded.card.id == trained.card.id
 
 
+def test_a_reloaded_model_can_still_be_randomisation_tested(trained, tmp_path):
+    from core.train.sanity import from_card
+
+    reloaded = load_carded(*save(trained, tmp_path / "out"))
+    again = from_card(reloaded)
+    assert again is not None and again.config == trained.config
+    assert np.array_equal(again.test_images, trained.test_images)
+    assert np.array_equal(again.test_labels, trained.test_labels)
+    from core import models
+
+    assert from_card(models.load("braintumor-xception")) is None
+
+
 def test_a_card_for_another_file_is_refused(trained, tmp_path):
     model, card = save(trained, tmp_path / "out")
     raw = json.loads(card.read_text())
