@@ -21,9 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
-from core.train.data import task  # noqa: E402
 
 from core.train.config import default_config  # noqa: E402
+from core.train.data import task  # noqa: E402
 from core.train.fit import train  # noqa: E402
 from core.train.live import Live  # noqa: E402
 

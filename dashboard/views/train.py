@@ -171,7 +171,10 @@ def draw(handle: Handle) -> None:
         scored = snap["epochs"][-1] if snap["epochs"] else {}
         if snap["best_epoch"] and ("val_dice" in scored or "val_f1" in scored):
             st.caption("Dotted line: the checkpoint kept, the epoch with the best validation "
-                       + ("mean Dice." if "val_dice" in scored else "macro F1."))
+                       + ("mean Dice." if "val_dice" in scored else "macro F1.")
+                       + " Training figures are taken during each epoch, with augmentation "
+                         "and dropout on; validation's after it, with both off: that is why "
+                         "validation can look better than training early on.")
     if snap["grids"]:
         picks = sorted({0, len(snap["grids"]) // 2, len(snap["grids"]) - 1})
         columns = st.columns(len(picks))
