@@ -145,7 +145,7 @@ def test_own_model_uploaded_on_the_zoo_is_explained(app_url: str, tmp_path: Path
         labels = page.get_by_label("Labels, in the order of the model's outputs")
         for name, expected in (("code.keras", "refused: the file holds Python code"),
                                ("mine.keras", "It is offered on every page")):
-            page.locator('input[type="file"]').set_input_files(str(tmp_path / name))
+            page.locator('input[type="file"]').first.set_input_files(str(tmp_path / name))
             # The file goes up on its own request: submit only once it is there.
             expect(page.get_by_role("button", name=f"Remove {name}")).to_be_visible()
             labels.fill("left,right")
