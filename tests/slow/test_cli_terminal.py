@@ -21,6 +21,15 @@ from tests.cli import MEDLENS
 from tests.conftest import dicom_file
 
 
+def as_from_a_shell() -> None:
+    """In the child before exec: SIGINT delivered and at its default, as a shell starts a
+    command. Dispositions set to ignore and blocked signals are inherited across exec, and
+    a long pytest worker (TensorFlow, Chromium and Streamlit threads in it) was seen in CI
+    to pass SIGINT on blocked or ignored: then Ctrl-C never reached `medlens` at all."""
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def on_a_terminal(tmp_path: Path, *args: str, interrupt_on: str | None = None,
                   timeout: float = 600) -> tuple[int, str, str, float | None]:
     """Run `medlens args` with a pseudo-terminal as its stderr (stdout to a file): its exit
@@ -31,7 +40,7 @@ def on_a_terminal(tmp_path: Path, *args: str, interrupt_on: str | None = None,
     stdout = tmp_path / "stdout"
     with open(stdout, "w") as out:
         child = subprocess.Popen([MEDLENS, *args], stdin=subprocess.DEVNULL, stdout=out,
-                                 stderr=slave)
+                                 stderr=slave, preexec_fn=as_from_a_shell)
     os.close(slave)
     written, asked = b"", None
     deadline = time.monotonic() + timeout

@@ -168,6 +168,18 @@ def test_a_job_raises_what_the_work_raised_so_the_exit_status_is_the_same(pool, 
 
 def test_ctrl_c_handed_to_a_worker_thread_still_stops_the_wait(pool, monkeypatch):
     monkeypatch.setattr(common, "_cancelled", [])
+    # SIGINT as the `medlens` process has it: Python's handler, not blocked. A long pytest
+    # worker was seen in CI with it blocked or ignored (inherited by the job's thread).
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    blocked = signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGINT])
+    try:
+        _wait_interrupted()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
+
+
+def _wait_interrupted() -> None:
     asked = time.monotonic()
     with pytest.raises(KeyboardInterrupt):
         run_job(Job.make("interrupted_inside", {"seconds": 5}), "explain: rise")
