@@ -80,6 +80,8 @@ pages = [
             url_path="viewer"),
     st.Page("views/explain.py", title="Explain", icon=":material/visibility:",
             url_path="explain"),
+    st.Page("views/inside.py", title="Inside", icon=":material/account_tree:",
+            url_path="inside"),
     st.Page("views/segment.py", title="Segment", icon=":material/layers:",
             url_path="segment"),
     st.Page("views/zoo.py", title="Model zoo", icon=":material/inventory_2:", url_path="zoo"),

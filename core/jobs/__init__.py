@@ -38,6 +38,7 @@ from core.jobs.kinds import (
     explain_job,
     explain_region_job,
     faithfulness_job,
+    inside_stats_job,
     predict_job,
     sanity_job,
     score_job,
@@ -51,7 +52,7 @@ __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "TRAIN_RUNNERS",
     "TRAIN_SLOTS_SETTING", "WORKERS_SETTING", "Executor", "Handle", "Job", "JobError",
     "JobSpec", "compare_job", "data_randomisation_job", "digest", "evaluate_job",
-    "executor", "explain_job", "explain_region_job", "faithfulness_job", "predict_job",
+    "executor", "explain_job", "explain_region_job", "faithfulness_job", "inside_stats_job", "predict_job",
     "sanity_job", "score_job", "segment_job", "train_job", "trainer", "trust_job",
 ]
 

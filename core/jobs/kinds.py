@@ -13,14 +13,18 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
+
 from core.compare import compare
 from core.evaluate import LabelledSet, evaluate, evaluate_models
 from core.evaluate.trust import trust as trust_over_set
+from core.inside.features import layer_stats, separation
 from core.explain import explain_input
 from core.explain import metrics as trust
 from core.jobs.spec import Job
-from core.models import Classifier
+from core.models import Classifier, ModelCard
 from core.models.inputs import ModelInput
+from core.models.samples import all_samples, sample_batch, samples
 from core.progress import Progress, report
 from core.segment.explain import explain_region
 from core.segment.metrics import score
@@ -242,6 +246,31 @@ def _data_randomisation(job: Job, progress: Progress) -> Any:
                               layer=p["layer"], progress=progress, **p["options"])
 
 
+# -- inside ----------------------------------------------------------------------------------
+
+
+def inside_stats_job(owner: Any, card: ModelCard, layers: Sequence[str]) -> Job:
+    """Mean, sparsity and dead channels of `layers` over the model's labelled samples (the
+    other models' where it has none), and, with its own samples, how well each layer's
+    pooled features separate the classes: (list[LayerStats], separation rows or [])."""
+    params = {"model": card.id, "layers": list(layers)}
+    return Job.make("inside-stats", params, model=owner)
+
+
+def _inside_stats(job: Job, progress: Progress) -> Any:
+    owner, p = job.inputs["model"], job.spec.params
+    model = getattr(owner, "keras_model", None) or owner.model
+    card = owner.card
+    own = samples(card)
+    report(progress, 0.0, "reading the samples")
+    batch, found = sample_batch(card, own or all_samples())
+    stats = layer_stats(model, batch, p["layers"] or None, progress=progress)
+    if not own:
+        return stats, []
+    truth = np.array([card.labels.index(s.label) for s in found])
+    return stats, separation(model, batch, truth, p["layers"] or None)
+
+
 TRAIN_RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "train": _train, "data-randomisation": _data_randomisation}
 
@@ -249,4 +278,5 @@ RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
     "compare": _compare, "evaluate": _evaluate, "trust": _trust, "predict": _predict,
     "segment": _segment, "score": _score, "explain-region": _explain_region,
+    "inside-stats": _inside_stats,
 }

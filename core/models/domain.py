@@ -364,16 +364,11 @@ def calibrate_model(card: ModelCard, k: int = K) -> Calibration:
     """The calibration of a built-in model from its labelled samples (each read through
     open_study and prepared as a user's study is)."""
     from core.models.loading import load
-    from core.models.samples import samples
-    from core.studies import open_study
+    from core.models.samples import sample_batch
 
-    found = samples(card)
-    if not found:
-        raise ValueError(f"no labelled samples ship with {card.id}")
+    batch, found = sample_batch(card)
     runtime = runtime_for(card)
     model = load(card.id, runtime).keras_model
-    batch = np.concatenate([prepared(card, open_study(s.path, name=s.name)).batch
-                            for s in found])
     features, logits = features_and_logits(model, batch)
     return calibrate(card.id, card.source["sha256"], runtime, features, logits,
                      tuple(s.name for s in found), k)

@@ -8,6 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from core.models.cards import ModelCard, ModelError, cards
 from core.models.registry import package_path
 
@@ -58,3 +60,23 @@ def all_samples() -> list[Sample]:
         for s in samples(c):
             seen.setdefault(s.path, s)
     return list(seen.values())
+
+
+def sample_batch(card: ModelCard, found: list[Sample] | None = None
+                 ) -> tuple[np.ndarray | list[np.ndarray], list[Sample]]:
+    """The model's own labelled samples (or `found`) as one batch, each read through
+    `open_study` and prepared for this model as a user's study is (its default image and
+    window), with the samples in that order. A model of two inputs gives a list of two
+    batches."""
+    from core.studies import open_study
+
+    found = samples(card) if found is None else found
+    if not found:
+        raise ModelError(f"no labelled samples ship with {card.id}")
+    batches = []
+    for s in found:
+        study = open_study(s.path, name=s.name)
+        batches.append(card.prepare(study, frame=study.default_index(None)).batch)
+    if isinstance(batches[0], list):
+        return [np.concatenate(part) for part in zip(*batches, strict=True)], found
+    return np.concatenate(batches), found

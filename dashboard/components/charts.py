@@ -312,3 +312,163 @@ def training_curves(epochs: list[dict], batches: list[tuple[float, float]],
     figure.update_layout(height=360, margin={"l": 10, "r": 10, "t": 60, "b": 40},
                          legend={"orientation": "h", "y": -0.25})
     return figure
+
+
+# -- Inside: the architecture, the statistics of its layers, teaching views ------------------
+
+_NODE_COLOURS = {"conv": "#4FC3F7", "pool": "#81C784", "norm": "#9E9E9E", "dense": "#FFB74D",
+                 "attention": "#BA68C8", "model": "#E57373", "other": "#B0BEC5"}
+
+
+def _node_colour(node) -> str:
+    kind = node.type.lower()
+    if node.nested:
+        return _NODE_COLOURS["model"]
+    for word, key in (("conv", "conv"), ("pool", "pool"), ("normalization", "norm"),
+                      ("dense", "dense"), ("attention", "attention")):
+        if word in kind:
+            return _NODE_COLOURS[key]
+    return _NODE_COLOURS["other"]
+
+
+def layer_graph(graph, positions: dict[str, tuple[float, float]], selected: str | None,
+                row_px: int = 26) -> go.Figure:
+    """The layer graph top to bottom, one marker per layer (a folded backbone is one red
+    marker), edges as lines, its name, output shape and parameters beside it; hovering
+    tells the receptive field. Point `i` of trace 1 is `graph.nodes[i]`, so a click names
+    its layer."""
+    nodes = list(graph.nodes)
+    edge_x: list[float | None] = []
+    edge_y: list[float | None] = []
+    for source, target in graph.edges:
+        if source in positions and target in positions:
+            (x0, y0), (x1, y1) = positions[source], positions[target]
+            edge_x += [x0, x1, None]
+            edge_y += [-y0, -y1, None]
+    hover = []
+    for n in nodes:
+        field = (f"receptive field {n.receptive.size[0]}x{n.receptive.size[1]} px"
+                 if n.receptive is not None else "receptive field: the whole input")
+        hover.append(f"{n.path}<br>{n.type} {n.shape_text}<br>{n.parameters:,} parameters"
+                     f"<br>{field}")
+    figure = go.Figure()
+    figure.add_trace(go.Scatter(x=edge_x, y=edge_y, mode="lines", hoverinfo="skip",
+                                line={"color": "#607D8B", "width": 1}, showlegend=False))
+    figure.add_trace(go.Scatter(
+        x=[positions[n.path][0] for n in nodes], y=[-positions[n.path][1] for n in nodes],
+        mode="markers+text", showlegend=False,
+        marker={"size": [16 if n.path == selected else 10 for n in nodes],
+                "color": [_node_colour(n) for n in nodes],
+                "symbol": ["square" if n.nested else "circle" for n in nodes],
+                "line": {"width": [3 if n.path == selected else 0 for n in nodes],
+                         "color": "#FFFFFF"}},
+        text=[f"{n.name} {n.shape_text}" + (f" · {n.parameters:,}" if n.parameters else "")
+              for n in nodes],
+        textposition="middle right", textfont={"size": 11},
+        customdata=[n.path for n in nodes],
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>"))
+    columns = max((p[0] for p in positions.values()), default=0)
+    rows = max((p[1] for p in positions.values()), default=0)
+    figure.update_layout(
+        height=int(min(max(300, row_px * (rows + 2)), 4000)),
+        margin={"l": 10, "r": 10, "t": 10, "b": 10},
+        xaxis={"visible": False, "range": [-0.5, columns + 3.5]},
+        yaxis={"visible": False, "range": [-rows - 1, 1]}, dragmode="pan",
+        clickmode="event+select")
+    return figure
+
+
+def layer_statistics(stats: list) -> go.Figure:
+    """Per layer over the samples: the mean activation (left) and the sparsity, the share
+    of exact zeros (right); dead channels in the hover."""
+    names = [s.layer for s in stats]
+    figure = make_subplots(rows=1, cols=2, subplot_titles=("mean activation",
+                                                           "sparsity (fraction of zeros)"),
+                           shared_yaxes=True, horizontal_spacing=0.04)
+    hover = [f"{s.layer}<br>{s.dead_channels} dead of {s.shape[-1] if s.shape else '?'}"
+             for s in stats]
+    figure.add_trace(go.Bar(y=names, x=[s.mean for s in stats], orientation="h",
+                            marker_color="#4FC3F7", hovertext=hover, showlegend=False,
+                            hovertemplate="%{hovertext}<br>mean %{x:.4f}<extra></extra>"),
+                     row=1, col=1)
+    figure.add_trace(go.Bar(y=names, x=[s.sparsity for s in stats], orientation="h",
+                            marker_color="#FFB74D", hovertext=hover, showlegend=False,
+                            hovertemplate="%{hovertext}<br>sparsity %{x:.3f}<extra></extra>"),
+                     row=1, col=2)
+    figure.update_xaxes(range=[0, 1], row=1, col=2)
+    figure.update_yaxes(autorange="reversed", tickfont={"size": 10})
+    figure.update_layout(height=max(300, 16 * len(names) + 80),
+                         margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return figure
+
+
+def separation(rows: list[dict], labels: list[str]) -> go.Figure:
+    """How well each class is told from the rest by each layer's pooled features (leave-
+    one-out nearest centroid), one line per class and one for all, layers in order."""
+    x = [r["layer"] for r in rows]
+    figure = go.Figure()
+    for k, label in enumerate(labels):
+        figure.add_trace(go.Scatter(
+            x=x, y=[r["per_class"].get(label) for r in rows], mode="lines+markers",
+            name=label, line={"color": _CURVE_COLOURS[k % len(_CURVE_COLOURS)]},
+            hovertemplate=f"{label}, %{{x}}: %{{y:.3f}}<extra></extra>"))
+    figure.add_trace(go.Scatter(x=x, y=[r["accuracy"] for r in rows], mode="lines",
+                                name="all classes", line={"color": "#FFFFFF", "dash": "dot"},
+                                hovertemplate="all, %{x}: %{y:.3f}<extra></extra>"))
+    figure.update_layout(height=380, yaxis={"range": [0, 1.05],
+                                            "title": "leave-one-out accuracy"},
+                         xaxis={"tickangle": -45, "tickfont": {"size": 9}},
+                         margin={"l": 10, "r": 10, "t": 20, "b": 120},
+                         legend={"orientation": "h", "y": 1.1})
+    return figure
+
+
+def bars(values, labels: list[str], title: str, highlight: int | None = None,
+         height: int = 260, fmt: str = ".4f") -> go.Figure:
+    """Vertical bars with their values: kernel norms, slice weights, a softmax's steps."""
+    colours = ["#4FC3F7" if i == highlight else "#607D8B" for i in range(len(labels))]
+    figure = go.Figure(go.Bar(x=labels, y=list(values), marker_color=colours,
+                              hovertemplate=f"%{{x}}: %{{y:{fmt}}}<extra></extra>"))
+    figure.update_layout(height=height, title={"text": title, "font": {"size": 13}},
+                         margin={"l": 10, "r": 10, "t": 40, "b": 30})
+    return figure
+
+
+def numbers_grid(values, hover: list[list[str]] | None, title: str,
+                 highlight: tuple[int, int] | None = None, colorscale: str = "Viridis",
+                 height: int = 320) -> go.Figure:
+    """A small 2-D array as a heatmap with each number written in its cell (a patch of the
+    image, a kernel, a layer's output); `hover` (one text per cell) is shown under the
+    cursor: the multiply-add that made the cell. The cell at `highlight` is outlined."""
+    import numpy as np
+
+    values = np.asarray(values, float)
+    figure = go.Figure(go.Heatmap(
+        z=values, colorscale=colorscale, showscale=False, text=np.round(values, 2),
+        texttemplate="%{text}", textfont={"size": 10},
+        hovertext=hover, hovertemplate="%{hovertext}<extra></extra>" if hover else
+        "row %{y}, column %{x}: %{z:.4f}<extra></extra>"))
+    if highlight is not None:
+        r, c = highlight
+        figure.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5,
+                         line={"color": "#FF5252", "width": 3})
+    figure.update_layout(height=height, title={"text": title, "font": {"size": 13}},
+                         yaxis={"autorange": "reversed", "scaleanchor": "x"},
+                         margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+def attention_distance(distance, patch_px: int) -> go.Figure:
+    """Mean attention distance (Dosovitskiy et al. 2021, Fig. 7): one dot per head, layers
+    along x. Small: the head looks near its patch; large: across the image."""
+    figure = go.Figure()
+    layers, heads = distance.shape
+    for h in range(heads):
+        figure.add_trace(go.Scatter(
+            x=list(range(1, layers + 1)), y=distance[:, h], mode="markers", name=f"head {h + 1}",
+            marker={"size": 10, "color": _CURVE_COLOURS[h % len(_CURVE_COLOURS)]},
+            hovertemplate=f"block %{{x}}, head {h + 1}: %{{y:.1f}} px<extra></extra>"))
+    figure.update_layout(height=300, xaxis={"title": "encoder block", "dtick": 1},
+                         yaxis={"title": f"mean distance (px; patch {patch_px} px)"},
+                         margin={"l": 10, "r": 10, "t": 20, "b": 40})
+    return figure

@@ -25,19 +25,17 @@ from core.jobs import (
     trainer,
 )
 from core.models import domain
-from core.models.samples import all_samples, samples
-from core.studies import StudyError, open_study
+from core.studies import StudyError
 from core.studies import viewing as viewer
 from core.studies.masks import fit, read_labels
 from core.train import sanity as randomisation
 from dashboard import state
 from dashboard.components import charts, jobs
 from dashboard.components.models import available, classifier_for, metadata_form, purpose
+from dashboard.components.studies import choose_study
 from dashboard.components.text import literal, show_error
-from dashboard.components.widgets import which_image
 
 DEFAULT_MODEL = "braintumor-xception"
-FROM_VIEWER = "From the Viewer"
 AUTOMATIC = "automatic"
 GRID = 3  # pictures per row: the study and two maps beside it, then three maps a row
 EXPECTED = (ExplainError, models.ModelError)  # failures that are notes, not faults
@@ -46,54 +44,19 @@ st.title("Explain")
 st.caption("Research and teaching; not for diagnosis.")
 
 by_id = available()
-selection = state.viewer_selection()
-sources = ["Built-in sample", "Upload a file"]
-if selection is not None:
-    sources.insert(0, FROM_VIEWER)
-study = None
-token = "none"  # names the slice widgets of the study in use, so a new study starts afresh
 with st.sidebar:
     model_id = st.selectbox("Model", list(by_id), index=list(by_id).index(DEFAULT_MODEL))
     st.caption(literal(purpose(model_id)))
     card = by_id[model_id]
     metadata = metadata_form(card, f"explain_meta_{model_id}")
-    # Keyed by the hand-over, so each image sent from the Viewer is selected on arrival.
-    source = st.radio("Study", sources, horizontal=True,
-                      key=f"explain_source_{selection.serial if selection else ''}")
-    try:
-        if source == FROM_VIEWER:
-            study, token = selection.study, f"viewer-{selection.serial}"
-            st.caption(f"From the Viewer: {literal(selection.label)}")
-        elif source == "Built-in sample":
-            own = samples(card)  # a model trained in MedLens: its held-out images
-            if not own:
-                st.caption(f"No labelled samples ship with {literal(model_id)}: these are the "
-                           "other models' samples, outside its domain.")
-            sample = st.selectbox(
-                "Sample", own or all_samples(), index=None,
-                placeholder="Choose a labelled sample",
-                format_func=lambda s: f"{s.name} (labelled {s.label})",
-            )
-            if sample is not None:
-                study, token = open_study(sample.path, name=sample.name), f"sample-{sample.name}"
-        else:
-            upload = st.file_uploader("DICOM, PNG, JPEG, NIfTI or zip file")
-            if upload is not None:
-                study = open_study(upload.getvalue(), name=upload.name)
-                token = f"upload-{upload.file_id}"
-    except (StudyError, models.ModelError) as error:
-        show_error(error)  # the uploader keeps its file; another choice opens at once
+    chosen_study = choose_study(card, "explain")
 
-if study is None:
+if chosen_study is None:
     st.info("Choose a sample or upload a study in the sidebar.", icon=":material/arrow_back:")
     st.stop()
-
-# Which image, in which window: the Viewer's choice when it sent one, else the study's own.
-window = selection.window if source == FROM_VIEWER else None
+study, token = chosen_study.study, chosen_study.token
+plane, frame, window = chosen_study.plane, chosen_study.frame, chosen_study.window
 with st.sidebar:
-    plane, frame = which_image(study, f"explain_{token}",
-                               *((selection.plane, selection.index) if source == FROM_VIEWER
-                                 else (None, None)))
     # A mask of the study (a lesion's outline, a segmenter's output): where each map's
     # energy lies against it (the pointing games), beside the maps.
     mask = None

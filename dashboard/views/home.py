@@ -20,6 +20,9 @@ st.page_link("views/viewer.py", label="View a study: DICOM, NIfTI, PNG or JPEG",
              icon=":material/image_search:")
 st.page_link("views/explain.py", label="Explain a study: twelve methods, and whether to "
              "trust their maps", icon=":material/visibility:")
+st.page_link("views/inside.py", label="Look inside a model: its layers, what each one "
+             "sees, its filters, what a unit wants to see, attention",
+             icon=":material/account_tree:")
 st.page_link("views/segment.py", label="Segment a study: masks as a viewer draws them, "
              "Dice and HD95 against a ground truth, Seg-Grad-CAM",
              icon=":material/layers:")
@@ -27,6 +30,8 @@ st.page_link("views/compare.py", label="Compare 2 to 4 models on one study, side
              icon=":material/compare:")
 st.page_link("views/evaluate.py", label="Evaluate models on a labelled set: accuracy, F1, "
              "confusion matrix, ROC, calibration", icon=":material/fact_check:")
+st.page_link("views/train.py", label="Train the field's architectures live, on real images "
+             "that ship offline or on yours", icon=":material/model_training:")
 st.page_link("views/zoo.py", label="Model zoo: every model's card and layers; add your own",
              icon=":material/inventory_2:")
 

@@ -1,0 +1,347 @@
+"""Inside: what a model is made of and what each of its layers sees, for any Keras model
+MedLens holds (built-in, uploaded, trained here; nested backbones included).
+
+One view at a time (the architecture, feature maps, filters, what a unit wants to see,
+how a convolution computes, attention, the GAN's latent space), so a page run computes
+only what is shown. The layer picked in the sidebar, or by a click on the architecture,
+is the one every view reads. Everything is computed in `core.inside`; the page draws it.
+"""
+
+from functools import partial
+
+import numpy as np
+import streamlit as st
+
+from core import models
+from core.explain import ExplainError
+from core.explain.backend.graph import last_spatial_layer, spatial_layers
+from core.inside import attention, features, filters, latent, pictures, teaching
+from core.inside import graph as graphs
+from core.jobs import inside_stats_job, maximise_job
+from core.models.samples import all_samples
+from core.studies import StudyError
+from dashboard import state
+from dashboard.components import charts, jobs
+from dashboard.components.models import available, classifier_for, metadata_form, purpose
+from dashboard.components.studies import choose_study
+from dashboard.components.text import literal, show_error
+
+DEFAULT_MODEL = "braintumor-xception"
+EXPECTED = (ExplainError, models.ModelError, ValueError)  # refusals are notes, not faults
+LAYER_KEY = "inside_layer"
+GRAPH_KEY = "inside_graph"
+
+ARCHITECTURE, FEATURES, FILTERS, UNIT, CONVOLUTION, ATTENTION, LATENT = (
+    "Architecture", "Feature maps", "Filters", "What a unit wants to see",
+    "How a convolution computes", "Attention", "Latent space")
+
+ABOUT = {
+    ARCHITECTURE: (
+        "Each dot is a layer, in the order the image flows through them, top to bottom; "
+        "side-by-side dots are branches that are added back together (a residual "
+        "connection). Beside each: its output shape (height, width, channels) and how many "
+        "weights it learnt. The receptive field is the square of input pixels one unit of "
+        "a layer can see: it grows with every convolution and pooling, which is how deep "
+        "layers come to see whole structures. Click a layer to look at it in the other "
+        "views."),
+    FEATURES: (
+        "A layer turns the image into many channels, each one a map of where one learnt "
+        "pattern occurs. Bright means the pattern is strongly present there. Early layers "
+        "find edges and textures; deep layers respond to larger parts, at coarser "
+        "resolution. Each tile is scaled on its own, so compare where channels fire, not "
+        "how strongly: the numbers say how strongly."),
+    FILTERS: (
+        "A convolution's filters are the small weight grids it slides over its input. The "
+        "first layer's filters look at pixels directly, so they can be drawn as tiny "
+        "images: grey is zero, bright a positive weight, dark a negative one. Deeper "
+        "filters look at the previous layer's channels, not at pixels, so only their size "
+        "(norm) per output channel is shown: a filter whose norm is near zero does little."),
+    UNIT: (
+        "Start from noise and change the image, step by step, to make one unit as large as "
+        "possible: a class score or a channel. The result shows the pattern the unit is "
+        "tuned to, exaggerated. It is not an image the model has seen, and it is not what "
+        "the disease looks like; regularisers keep it smooth enough to read."),
+    CONVOLUTION: (
+        "This is the arithmetic a convolution layer does, on a small patch of the real "
+        "image the model sees. The 3x3 filter sits on a window of pixels; each pixel is "
+        "multiplied by the weight above it, the products are added, the bias is added, "
+        "and a ReLU keeps only positive values. Then the filter moves one pixel on. Hover "
+        "over a cell of the output to see its sum. Max pooling keeps the largest value of "
+        "each 2x2 block. The softmax turns the final scores into probabilities."),
+    ATTENTION: (
+        "A transformer lets every patch look at every other patch. An attention map shows, "
+        "for one token (the class token, or a patch you choose), how much it looked at each "
+        "patch in one layer and head. Rollout multiplies the layers' attention through the "
+        "network to follow information from the input to the class token; the "
+        "gradient-weighted version keeps only the attention that raised the chosen class. "
+        "Where the model looked is not the same as why it decided."),
+    LATENT: (
+        "A GAN's generator turns a short vector of random numbers (a point in its latent "
+        "space) into an image. Moving along one number changes the image smoothly if the "
+        "generator learnt a smooth space; walking between two points morphs one image into "
+        "the other. These images are made up by the network: they are not patients."),
+}
+
+st.title("Inside")
+st.caption("Research and teaching; not for diagnosis.")
+
+
+def pick_layer(chart: str) -> None:
+    """A click on the architecture picks its layer in the sidebar's layer box."""
+    points = st.session_state[chart]["selection"]["points"]
+    if points and points[0].get("customdata"):
+        st.session_state[LAYER_KEY] = points[0]["customdata"]
+
+
+# -- which model, and what it is given -------------------------------------------------------
+
+by_id = available(None)
+# Models trained here that take no single 2-D image (volume models, a GAN's generator):
+# their input is one of their own held-out volumes, or none.
+other = {i: t for i, t in state.trained_models().items() if t.classifier is None}
+ids = list(by_id) + [i for i in other if i not in by_id]
+with st.sidebar:
+    model_id = st.selectbox("Model", ids, index=ids.index(DEFAULT_MODEL), key="inside_model")
+
+trained = other.get(model_id)
+model_input = None
+x = None  # what the model is given, unbatched (a list for a model of two inputs)
+seen = None  # the picture the model saw, 8-bit
+owner = None  # what a job names the model by (its fingerprint)
+if trained is None:
+    card = by_id[model_id]
+    with st.sidebar:
+        st.caption(literal(purpose(model_id)))
+        metadata = metadata_form(card, f"inside_meta_{model_id}")
+        chosen_study = choose_study(card, "inside")
+    try:
+        # An ONNX model is looked inside through its Keras port where it has one.
+        owner = classifier_for(model_id, "gradcam")
+    except models.ModelError as error:
+        show_error(error)
+        st.stop()
+    keras_model = owner.keras_model
+    if keras_model is None:
+        st.info(f"{literal(model_id)} is an ONNX model without a Keras port: the Inside views "
+                "need a Keras model.", icon=":material/info:")
+        st.stop()
+    if chosen_study is None:
+        st.info("Choose a sample or upload a study in the sidebar.",
+                icon=":material/arrow_back:")
+        st.stop()
+    try:
+        model_input = card.prepare(chosen_study.study, frame=chosen_study.frame,
+                                   plane=chosen_study.plane, window=chosen_study.window,
+                                   metadata=metadata)
+    except (StudyError, models.ModelError) as error:
+        show_error(error)
+        st.stop()
+    x, seen = model_input.inputs, model_input.seen
+    labels = list(card.labels)
+    kind = "image"
+else:
+    card, owner, keras_model = trained.card, trained, trained.model
+    labels = list(card.labels)
+    kind = "generator" if trained.data.get("kind") == "unlabelled" else "volume"
+    if kind == "volume" and trained.test_images is not None and len(trained.test_images):
+        with st.sidebar:
+            number = st.slider("Held-out volume", 1, len(trained.test_images), 1,
+                               key=f"inside_volume_{model_id}")
+            x = trained.test_images[number - 1]
+            if trained.test_labels is not None:
+                st.caption(f"Labelled {literal(labels[int(trained.test_labels[number - 1])])}")
+
+views = [ARCHITECTURE]
+if kind == "image":
+    views += [FEATURES, FILTERS, UNIT, CONVOLUTION]
+else:
+    views += [FILTERS]
+if attention.attention_kind(keras_model) is not None and x is not None:
+    views.append(ATTENTION)
+if kind == "generator":
+    views.append(LATENT)
+
+graph = graphs.layer_graph(keras_model)
+paths = [n.path for n in graph.nodes if n.type != "InputLayer" and not n.nested]
+spatial = spatial_layers(keras_model) if kind == "image" else []
+with st.sidebar:
+    default = last_spatial_layer(keras_model) if spatial else paths[-1]
+    if st.session_state.get(LAYER_KEY) not in paths:
+        st.session_state.pop(LAYER_KEY, None)
+    layer = st.selectbox("Layer", paths, index=paths.index(default), key=LAYER_KEY,
+                         help="The layer the views look at; a click on the architecture "
+                              "picks one too. Nested layers read 'backbone/layer'.")
+
+view = st.radio("View", views, horizontal=True, key="inside_view")
+st.caption(ABOUT[view])
+
+
+def stats_section() -> None:
+    """Mean, sparsity and dead channels of every spatial layer over the built-in samples,
+    and where the classes come apart: a job (seconds on an Xception)."""
+    st.subheader("Layer statistics over the samples")
+    if kind != "image" or isinstance(x, list):
+        st.caption("Needs a model of one image input.")
+        return
+    own = bool(card.samples)
+    st.caption("Over the model's own labelled samples." if own else
+               "No labelled samples ship with this model: the other models' samples stand "
+               "in (outside its domain), and classes are not separated.")
+    handle = jobs.submit(inside_stats_job(owner, card, tuple(spatial)))
+    result = jobs.show(handle, "Layer statistics", EXPECTED, key="inside_stats")
+    if result is None:
+        return
+    stats, separated = result
+    st.plotly_chart(charts.layer_statistics(stats), width="stretch")
+    dead = sum(s.dead_channels for s in stats)
+    st.caption(f"{len(stats)} spatial layers over {stats[0].images} images; {dead} channels "
+               "are zero on every one of them (dead). Sparsity is the share of exact zeros: "
+               "after a ReLU, the units that stayed silent.")
+    if separated:
+        st.markdown("**Where the classes come apart**")
+        st.plotly_chart(charts.separation(separated, labels), width="stretch")
+        st.caption("For each layer, its channels averaged over the image give one vector per "
+                   "sample; each sample is given the class of the nearest class mean (its own "
+                   "left out). A class whose line climbs early is told apart by simple "
+                   f"patterns; one that climbs late needs the deep layers. Over "
+                   f"{stats[0].images} samples: a lesson, not a measurement.")
+
+
+# -- the views ---------------------------------------------------------------------------------
+
+if view == ARCHITECTURE:
+    nested = [n for n in graph.nodes if n.nested]
+    unfold = set()
+    for n in nested:
+        if st.toggle(f"Unfold the backbone '{literal(n.name)}' ({n.parameters:,} parameters)",
+                     key=f"inside_unfold_{model_id}_{n.path}"):
+            unfold.add(n.path)
+    shown = graph.folded(unfold)
+    mm = graphs.input_pixel_mm(chosen_study.study, model_input) if model_input else None
+    chart = f"{GRAPH_KEY}_{model_id}_{'-'.join(sorted(unfold))}"
+    st.plotly_chart(charts.layer_graph(shown, shown.layout(), layer),
+                    on_select=partial(pick_layer, chart), selection_mode="points", key=chart,
+                    config={"scrollZoom": False})
+    total = keras_model.count_params()
+    st.caption(f"{len(graph.nodes)} layers, {total:,} parameters. Blue: convolutions; green: "
+               "pooling; grey: normalisation; orange: dense; purple: attention; red squares: a "
+               "nested model (a backbone), folded.")
+    rows = []
+    for n in graph.nodes:
+        field = n.receptive
+        row = {"layer": n.path, "type": n.type, "output": n.shape_text,
+               "parameters": n.parameters,
+               "receptive field (px)": (f"{field.size[0]}x{field.size[1]}" if field
+                                        else "whole input")}
+        if mm is not None:
+            row["receptive field (mm)"] = (
+                f"{field.size[0] * mm[0]:.1f} x {field.size[1] * mm[1]:.1f}" if field
+                else "whole image")
+        rows.append(row)
+    st.dataframe(rows, hide_index=True, width="stretch", height=360)
+    if mm is None and kind == "image":
+        st.caption("This study declares no pixel spacing: receptive fields in pixels only.")
+    elif mm is not None:
+        st.caption(f"One input pixel is {mm[0]:.2f} x {mm[1]:.2f} mm of this study "
+                   "(its spacing, resized to the model's input).")
+
+elif view == FEATURES:
+    try:
+        maps = features.feature_maps(keras_model, x, layer)
+    except ValueError as error:
+        st.info(literal(str(error)), icon=":material/info:")
+        st.stop()
+    controls = st.columns(3)
+    order = controls[0].selectbox("Order channels by", ["mean", "max", "index"],
+                                  key="inside_order")
+    count = controls[1].selectbox("Channels shown", [16, 32, 64, 128], index=1,
+                                  key="inside_count")
+    picked = controls[2].number_input("Enlarge channel", 0, len(maps) - 1, 0,
+                                      key=f"inside_channel_{layer}")
+    channels = features.order_channels(maps, by=order)[:count]
+    left, right = st.columns([3, 2])
+    with left:
+        st.image(pictures.channel_grid(maps, channels), output_format="PNG",
+                 caption=f"{literal(layer)}: {len(channels)} of {len(maps)} channels, "
+                         f"{maps.shape[1]}x{maps.shape[2]} each, by {order}: "
+                         + ", ".join(str(int(c)) for c in channels[:12])
+                         + (" …" if len(channels) > 12 else ""))
+    with right:
+        st.image(pictures.channel_over(seen, maps[int(picked)]), output_format="PNG",
+                 caption=f"channel {int(picked)} over the image the model saw")
+        values = maps[int(picked)]
+        st.caption(f"Channel {int(picked)}: mean {values.mean():.4f}, max {values.max():.4f}, "
+                   f"{(values == 0).mean():.0%} zeros. Layer: mean {maps.mean():.4f}, "
+                   f"{(maps == 0).mean():.0%} zeros, "
+                   f"{int((maps.reshape(len(maps), -1).max(1) == 0).sum())} channels all zero "
+                   "on this image.")
+    stats_section()
+
+elif view == FILTERS:
+    first = filters.first_convolution(keras_model)
+    kernels = filters.kernels(keras_model, first)
+    st.markdown(f"**First convolution: `{literal(first, code=True)}`**, "
+                f"{kernels.shape[0]} filters of {kernels.shape[1]}x{kernels.shape[2]}x"
+                f"{kernels.shape[3]}")
+    st.image(pictures.kernel_grid(filters.kernel_pictures(kernels)), output_format="PNG",
+             caption="Each filter as a picture (colour when it reads RGB): grey is 0.")
+    try:
+        norms = filters.kernel_norms(keras_model, layer)
+        st.plotly_chart(charts.bars(norms, [str(i) for i in range(len(norms))],
+                                    f"{literal(layer)}: L2 norm of each output channel's "
+                                    "filter"), width="stretch")
+        st.caption(f"Median {np.median(norms):.3f}, smallest {norms.min():.3f} (channel "
+                   f"{int(norms.argmin())}), largest {norms.max():.3f} (channel "
+                   f"{int(norms.argmax())}).")
+    except ValueError as error:
+        st.caption(f"{literal(layer)}: {literal(str(error))} Pick a convolution in the sidebar.")
+
+elif view == UNIT:
+    controls = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
+    what = controls[0].radio("Unit", ["A class", "A channel of the layer"], horizontal=True,
+                             key="inside_unit_kind")
+    if what == "A class":
+        index = labels.index(controls[1].selectbox("Class", labels, key="inside_unit_class"))
+        unit = ("class", index)
+        title = f"class {labels[index]}"
+    else:
+        width = int(keras_model.get_layer(layer.split("/")[0]).output.shape[-1]) \
+            if "/" not in layer else None
+        index = int(controls[1].number_input("Channel", 0, None, 0, key="inside_unit_channel"))
+        unit = ("channel", layer, index)
+        title = f"channel {index} of {layer}"
+    steps = int(controls[2].number_input("Steps", 10, 1000, 200, 10, key="inside_unit_steps"))
+    run = controls[3].button("Run", icon=":material/play_arrow:", key="inside_unit_run")
+    job = maximise_job(owner, unit, steps=steps)
+    if run:
+        state.forget_cancelled(job.key)
+        jobs.submit(job)
+    from core.jobs import executor
+
+    held = executor().get(job.key)
+    if held is None:
+        st.caption("Press Run: a few hundred steps take seconds on a small model and up to a "
+                   "minute on an Xception here.")
+    else:
+        found = jobs.show(held, f"Maximising {title}", EXPECTED, key="inside_unit")
+        if found is not None:
+            left, right = st.columns([1, 2])
+            left.image(found.picture, caption=f"what {literal(title)} wants to see",
+                       output_format="PNG", width="stretch")
+            with right:
+                st.metric("Its value on this image", f"{found.activation:.3f}",
+                          f"{found.activation - float(np.max(found.samples)):+.3f} over the "
+                          "samples' largest")
+                st.caption(f"On the samples: mean {np.mean(found.samples):.3f}, largest "
+                           f"{np.max(found.samples):.3f}; from {found.start:.3f} at the start; "
+                           f"{found.steps} steps.")
+
+elif view == CONVOLUTION:
+    lesson = teaching.first_layer_patch(keras_model, x)
+    st.write(lesson)
+
+elif view == ATTENTION:
+    st.write("attention")
+
+elif view == LATENT:
+    st.write("latent")
