@@ -301,47 +301,197 @@ elif view == UNIT:
     what = controls[0].radio("Unit", ["A class", "A channel of the layer"], horizontal=True,
                              key="inside_unit_kind")
     if what == "A class":
-        index = labels.index(controls[1].selectbox("Class", labels, key="inside_unit_class"))
-        unit = ("class", index)
-        title = f"class {labels[index]}"
+        label = controls[1].selectbox("Class", labels, key="inside_unit_class")
+        unit = ClassUnit(labels.index(label), label)
     else:
-        width = int(keras_model.get_layer(layer.split("/")[0]).output.shape[-1]) \
-            if "/" not in layer else None
-        index = int(controls[1].number_input("Channel", 0, None, 0, key="inside_unit_channel"))
-        unit = ("channel", layer, index)
-        title = f"channel {index} of {layer}"
-    steps = int(controls[2].number_input("Steps", 10, 1000, 200, 10, key="inside_unit_steps"))
+        width = graph.node(layer).channels
+        unit = ChannelUnit(layer, int(controls[1].number_input(
+            "Channel", 0, max(width - 1, 0) if width else None, 0,
+            key=f"inside_unit_channel_{layer}")))
+    steps = int(controls[2].number_input("Steps", 10, 1000, 100, 10, key="inside_unit_steps"))
     run = controls[3].button("Run", icon=":material/play_arrow:", key="inside_unit_run")
-    job = maximise_job(owner, unit, steps=steps)
+    batch = own_samples(model_id)
+    job = maximise_job(owner, unit, steps=steps, samples=batch)
     if run:
         state.forget_cancelled(job.key)
         jobs.submit(job)
-    from core.jobs import executor
-
     held = executor().get(job.key)
     if held is None:
-        st.caption("Press Run: a few hundred steps take seconds on a small model and up to a "
-                   "minute on an Xception here.")
+        st.caption(f"Press Run to make the image that maximises {literal(unit.title)}: "
+                   "100 steps take seconds on a small model and about a minute on an "
+                   "Xception here.")
     else:
-        found = jobs.show(held, f"Maximising {title}", EXPECTED, key="inside_unit")
+        found = jobs.show(held, f"Maximising {unit.title}", EXPECTED, key="inside_unit")
         if found is not None:
             left, right = st.columns([1, 2])
-            left.image(found.picture, caption=f"what {literal(title)} wants to see",
-                       output_format="PNG", width="stretch")
+            left.image(found.picture, caption=f"what {literal(unit.title)} wants to see "
+                       "(stretched to its 1st-99th percentiles)", output_format="PNG",
+                       width="stretch")
             with right:
-                st.metric("Its value on this image", f"{found.activation:.3f}",
-                          f"{found.activation - float(np.max(found.samples)):+.3f} over the "
-                          "samples' largest")
-                st.caption(f"On the samples: mean {np.mean(found.samples):.3f}, largest "
-                           f"{np.max(found.samples):.3f}; from {found.start:.3f} at the start; "
-                           f"{found.steps} steps.")
+                st.metric(f"{unit.title} on this image", f"{found.activation:.3f}",
+                          f"from {found.start:.3f} at the start", delta_color="off")
+                if len(found.samples):
+                    st.caption(f"On the {len(found.samples)} samples: mean "
+                               f"{np.mean(found.samples):.3f}, largest "
+                               f"{np.max(found.samples):.3f}"
+                               + (f" ({found.ratio_to_max:.1f}x that here)"
+                                  if found.ratio_to_max else "") + ".")
+                st.plotly_chart(charts.bars(found.history, [str(i + 1) for i in
+                                                            range(len(found.history))],
+                                            "the unit's value at each step", fmt=".3f"),
+                                width="stretch")
+                st.caption(f"{found.steps} steps in {found.seconds:.1f} s, from seeded noise "
+                           "(tf-keras-vis ActivationMaximization, with total-variation and "
+                           "norm regularisers and jitter).")
 
 elif view == CONVOLUTION:
-    lesson = teaching.first_layer_patch(keras_model, x)
-    st.write(lesson)
+    first = filters.first_convolution(keras_model)
+    count = int(keras_model_layer(first).filters)
+    controls = st.columns(4)
+    channel = int(controls[0].number_input("Filter (output channel)", 0, count - 1, 0,
+                                           key="inside_conv_channel"))
+    try:
+        lesson = teaching.first_layer_patch(keras_model, x, size=8, channel=channel)
+    except ValueError as error:
+        st.info(literal(str(error)), icon=":material/info:")
+        st.stop()
+    inputs_in = lesson.patch.shape[-1]
+    c_in = int(controls[1].number_input("Input channel shown", 0, inputs_in - 1, 0,
+                                        key="inside_conv_in")) if inputs_in > 1 else 0
+    computed = lesson.computed()
+    rows, cols = computed.shape
+    r = int(controls[2].number_input("Output row", 0, rows - 1, 0, key="inside_conv_row"))
+    c = int(controls[3].number_input("Output column", 0, cols - 1, 0, key="inside_conv_col"))
+    sh, sw = lesson.stride
+    kh, kw = lesson.kernel.shape[:2]
+    cell = teaching.convolution_cell(lesson.patch, lesson.kernel, lesson.bias, r * sh, c * sw)
+    hover = [[teaching_formula(teaching.convolution_cell(
+        lesson.patch, lesson.kernel, lesson.bias, i * sh, j * sw)) for j in range(cols)]
+        for i in range(rows)]
+    st.markdown(f"**`{literal(lesson.layer, code=True)}`**, filter {channel}: "
+                f"{kh}x{kw}x{inputs_in} weights and a bias, stride {sh}; an 8x8 patch of "
+                f"the input at row {lesson.top_left[0]}, column {lesson.top_left[1]}.")
+    left, middle, right = st.columns([3, 2, 3])
+    window = np.zeros(lesson.patch.shape[:2], bool)
+    window[r * sh:r * sh + kh, c * sw:c * sw + kw] = True
+    left.plotly_chart(charts.numbers_grid(
+        lesson.patch[..., c_in], None, f"input patch, channel {c_in} (window outlined)",
+        window_box(r * sh, c * sw, kh, kw), "Greys_r"), width="stretch",
+        key="inside_conv_patch")
+    middle.plotly_chart(charts.numbers_grid(lesson.kernel[..., c_in], None,
+                                            f"weights for channel {c_in}",
+                                            colorscale="RdBu", height=260), width="stretch",
+                        key="inside_conv_kernel")
+    right.plotly_chart(charts.numbers_grid(computed, hover, "output before activation "
+                                           "(hover a cell)", (r, c)), width="stretch",
+                       key="inside_conv_out")
+    st.code(teaching_formula(cell).replace("<br>", "\n"), language=None)
+    agree = np.max(np.abs(activate(computed, lesson.activation) - lesson.expected))
+    st.caption(f"The layer's activation is {literal(lesson.activation)}. These numbers agree "
+               f"with the model's own output at these cells within {agree:.1e}.")
+
+    st.markdown("**Max pooling** (2x2, stride 2) of this filter's output on the patch")
+    pooled_in = np.maximum(computed, 0) if computed.shape[0] >= 2 else None
+    if pooled_in is None or min(pooled_in.shape) < 2:
+        st.caption("The output is too small here to pool.")
+    else:
+        pooled = teaching.max_pool(pooled_in[:pooled_in.shape[0] // 2 * 2,
+                                             :pooled_in.shape[1] // 2 * 2])
+        hover_pool = [[pool_formula(teaching.pool_cell(pooled_in, i, j))
+                       for j in range(pooled.shape[1])] for i in range(pooled.shape[0])]
+        left, right = st.columns(2)
+        left.plotly_chart(charts.numbers_grid(pooled_in, None, "after ReLU"), width="stretch",
+                          key="inside_pool_in")
+        right.plotly_chart(charts.numbers_grid(pooled, hover_pool, "max of each 2x2 block "
+                                               "(hover a cell)"), width="stretch",
+                           key="inside_pool_out")
+
+    st.markdown("**Softmax**: from the final scores (logits) to probabilities")
+    steps = teaching.softmax_steps(logits_of(model_id, keras_model, x))
+    names = labels if len(labels) == len(steps["logits"]) else \
+        [str(i) for i in range(len(steps["logits"]))]
+    columns = st.columns(3)
+    columns[0].plotly_chart(charts.bars(steps["logits"], names, "logits z"), width="stretch",
+                            key="inside_softmax_z")
+    columns[1].plotly_chart(charts.bars(steps["exp"], names, "exp(z - max z)"),
+                            width="stretch", key="inside_softmax_exp")
+    columns[2].plotly_chart(charts.bars(steps["probabilities"], names,
+                                        f"÷ their sum {steps['total']:.4f} = probabilities"),
+                            width="stretch", key="inside_softmax_p")
+    st.caption("p_i = exp(z_i - max z) / Σ_j exp(z_j - max z): subtracting the largest logit "
+               "changes nothing but keeps exp from overflowing. The probabilities sum to 1; "
+               "a larger gap between logits gives a surer-looking answer, not a truer one.")
 
 elif view == ATTENTION:
-    st.write("attention")
+    if attention.attention_kind(keras_model) == "slices":
+        weights = attention.slice_attention(keras_model, x)
+        number = st.slider("Slice", 1, len(weights), int(np.argmax(weights)) + 1,
+                           key=f"inside_slice_{model_id}")
+        left, right = st.columns([1, 2])
+        picture = np.round(np.clip(np.asarray(x)[number - 1, ..., 0], 0, 1) * 255)
+        left.image(picture.astype(np.uint8), caption=f"slice {number} of {len(weights)}: "
+                   f"weight {weights[number - 1]:.3f}", output_format="PNG", width="stretch")
+        right.plotly_chart(charts.bars(weights, [str(i + 1) for i in range(len(weights))],
+                                       "attention weight of each slice (sums to 1)",
+                                       highlight=number - 1, fmt=".3f"), width="stretch")
+        st.caption(f"The model leaned most on slice {int(np.argmax(weights)) + 1} "
+                   f"({weights.max():.0%}); equal weights would be {1 / len(weights):.0%} "
+                   "each.")
+    else:
+        maps = attention.attention_maps(keras_model, x)
+        depth, heads = maps.shape[:2]
+        grid = attention_grid(keras_model)
+        controls = st.columns(4)
+        block = int(controls[0].number_input("Block", 1, depth, depth, key="inside_att_block"))
+        head = controls[1].selectbox("Head", ["mean", *range(1, heads + 1)],
+                                     key="inside_att_head")
+        token = controls[2].selectbox("Query token", ["class token", "a patch"],
+                                      key="inside_att_token")
+        opacity = controls[3].slider("Opacity", 0.0, 1.0, 0.5, 0.05, key="inside_att_opacity")
+        index = 0
+        if token == "a patch":
+            where = st.columns(2)
+            pr = int(where[0].number_input("Patch row", 0, grid[0] - 1, grid[0] // 2,
+                                           key="inside_att_row"))
+            pc = int(where[1].number_input("Patch column", 0, grid[1] - 1, grid[1] // 2,
+                                           key="inside_att_col"))
+            index = 1 + pr * grid[1] + pc
+        target = labels.index(st.selectbox("Class (gradient-weighted)", labels,
+                                           key="inside_att_class"))
+        one = attention.token_map(maps, block - 1, None if head == "mean" else head - 1,
+                                  index, grid)
+        rolled = attention.rollout(maps, grid)
+        weighted = attention.gradient_rollout(keras_model, x, target)
+        columns = st.columns(3)
+        for column, (values, title) in zip(columns, (
+                (one, f"block {block}, head {head}: where the "
+                      f"{'class token' if index == 0 else f'patch {index}'} looks"),
+                (rolled, "attention rollout (all blocks)"),
+                (weighted, f"gradient-weighted, for {labels[target]}")), strict=True):
+            column.image(pictures.channel_over(seen, values, opacity), caption=literal(title),
+                         output_format="PNG", width="stretch")
+        patch_px = seen.shape[0] / grid[0]
+        distance = attention.mean_distance(grid, maps, patch_px)
+        st.plotly_chart(charts.attention_distance(distance, int(patch_px)), width="stretch")
+        st.caption("Mean attention distance (Dosovitskiy et al. 2021, Fig. 7): how far, on "
+                   "average, each head looks from its own patch, in input pixels. Heads near "
+                   "0 act like small convolutions; far-looking heads mix the whole image.")
 
 elif view == LATENT:
-    st.write("latent")
+    size = latent.latent_size(keras_model)
+    controls = st.columns(3)
+    seed = int(controls[0].number_input("Starting point (seed)", 0, 10_000, 0,
+                                        key="inside_latent_seed"))
+    dimension = int(controls[1].number_input("Latent number to move", 0, size - 1, 0,
+                                             key="inside_latent_dim"))
+    other_seed = int(controls[2].number_input("Second point (seed)", 0, 10_000, 1,
+                                              key="inside_latent_other"))
+    values = np.linspace(-3, 3, 9)
+    st.image(pictures.strip(latent.latent_walk(keras_model, seed, dimension, values)),
+             caption=f"number {dimension} of {size} from -3 to +3, the others held "
+                     f"(seed {seed})", output_format="PNG")
+    z0, z1 = latent.random_latent(keras_model, seed), latent.random_latent(keras_model,
+                                                                             other_seed)
+    st.image(pictures.strip(latent.interpolate(keras_model, z0, z1, 9)),
+             caption=f"from seed {seed} to seed {other_seed} along the sphere (slerp: each "
+                     "step stays as likely a point as the ends)", output_format="PNG")
