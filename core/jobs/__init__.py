@@ -38,6 +38,7 @@ from core.jobs.kinds import (
     explain_job,
     explain_region_job,
     faithfulness_job,
+    maximise_job,
     predict_job,
     sanity_job,
     score_job,
@@ -51,8 +52,8 @@ __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "TRAIN_RUNNERS",
     "TRAIN_SLOTS_SETTING", "WORKERS_SETTING", "Executor", "Handle", "Job", "JobError",
     "JobSpec", "compare_job", "data_randomisation_job", "digest", "evaluate_job",
-    "executor", "explain_job", "explain_region_job", "faithfulness_job", "predict_job",
-    "sanity_job", "score_job", "segment_job", "train_job", "trainer", "trust_job",
+    "executor", "explain_job", "explain_region_job", "faithfulness_job", "maximise_job",
+    "predict_job", "sanity_job", "score_job", "segment_job", "train_job", "trainer", "trust_job",
 ]
 
 _executor: Executor | None = None
