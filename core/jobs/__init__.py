@@ -39,6 +39,7 @@ from core.jobs.kinds import (
     explain_region_job,
     faithfulness_job,
     inside_stats_job,
+    maximise_job,
     predict_job,
     sanity_job,
     score_job,
@@ -52,8 +53,9 @@ __all__ = [
     "CANCELLED", "DONE", "FAILED", "QUEUED", "RUNNERS", "RUNNING", "TRAIN_RUNNERS",
     "TRAIN_SLOTS_SETTING", "WORKERS_SETTING", "Executor", "Handle", "Job", "JobError",
     "JobSpec", "compare_job", "data_randomisation_job", "digest", "evaluate_job",
-    "executor", "explain_job", "explain_region_job", "faithfulness_job", "inside_stats_job", "predict_job",
-    "sanity_job", "score_job", "segment_job", "train_job", "trainer", "trust_job",
+    "executor", "explain_job", "explain_region_job", "faithfulness_job", "inside_stats_job",
+    "maximise_job", "predict_job", "sanity_job", "score_job", "segment_job", "train_job",
+    "trainer", "trust_job",
 ]
 
 _executor: Executor | None = None

@@ -1,6 +1,6 @@
 """The kinds of long work, each a job builder (what the spec holds) and a runner (what
-the worker does): explain, faithfulness, sanity, compare, evaluate, trust, predict and
-segment.
+the worker does): explain, faithfulness, sanity, compare, evaluate, trust, predict,
+segment and maximise.
 
 A builder takes what a page or the CLI has in hand (a loaded classifier, a prepared
 model input, a study, a labelled set) and returns a `Job`; its spec names everything the
@@ -11,6 +11,7 @@ are shown), so a widget that changes only the picture never restarts the work.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import asdict
 from typing import Any
 
 import numpy as np
@@ -21,6 +22,7 @@ from core.evaluate.trust import trust as trust_over_set
 from core.inside.features import layer_stats, separation
 from core.explain import explain_input
 from core.explain import metrics as trust
+from core.inside.maximise import ChannelUnit, ClassUnit, input_range, maximise
 from core.jobs.spec import Job
 from core.models import Classifier, ModelCard
 from core.models.inputs import ModelInput
@@ -92,6 +94,28 @@ def _sanity(job: Job, progress: Progress) -> Any:
     return trust.sanity_check(classifier.keras_model or classifier, job.inputs["input"].batch,
                               p["method"], target=p["target"], layer=p["layer"],
                               progress=progress, max_steps=p["max_steps"], **p["options"])
+
+
+def maximise_job(classifier: Classifier, unit: ClassUnit | ChannelUnit, steps: int,
+                 seed: int = 0, samples: Any = None,
+                 fixed: Sequence[Any] | None = None) -> Job:
+    """Activation maximisation of one unit (a `core.inside.maximise.Maximised`): a class
+    score or a channel, from a seeded random image in the model's input range, measured
+    against `samples` (N, h, w, c) in the model's input scale (the built-in samples)."""
+    kind = "class" if isinstance(unit, ClassUnit) else "channel"
+    params = {"model": classifier.card.id, "unit": kind, **asdict(unit), "steps": int(steps),
+              "seed": int(seed), "range": list(input_range(classifier.card.input_spec.scale))}
+    return Job.make("maximise", params, model=classifier, samples=samples,
+                    fixed=None if fixed is None else list(fixed))
+
+
+def _maximise(job: Job, progress: Progress) -> Any:
+    p = job.spec.params
+    unit = (ClassUnit(p["index"], p["label"]) if p["unit"] == "class"
+            else ChannelUnit(p["layer"], p["channel"]))
+    return maximise(job.inputs["model"].keras_model, unit, steps=p["steps"], seed=p["seed"],
+                    progress=progress, samples=job.inputs["samples"],
+                    value_range=tuple(p["range"]), fixed=job.inputs["fixed"])
 
 
 # -- several models, several images -----------------------------------------------------------
@@ -278,5 +302,5 @@ RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {
     "explain": _explain, "faithfulness": _faithfulness, "sanity": _sanity,
     "compare": _compare, "evaluate": _evaluate, "trust": _trust, "predict": _predict,
     "segment": _segment, "score": _score, "explain-region": _explain_region,
-    "inside-stats": _inside_stats,
+    "inside-stats": _inside_stats, "maximise": _maximise,
 }
