@@ -214,3 +214,46 @@ def _first_conv(model, paths: list[str]):
         if layer.__class__.__name__ == "Conv2D":
             return path, layer
     raise ValueError("the model has no Conv2D layer")
+
+
+# -- the same numbers as words: what a page shows under the cursor ---------------------------
+
+ACTIVATIONS = {"linear": lambda v: v, "relu": lambda v: np.maximum(v, 0)}
+
+
+def activate(values: np.ndarray, activation: str) -> np.ndarray:
+    """A layer's own activation applied to its pre-activation values (linear or ReLU: the
+    first layers the teaching view is shown on)."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"the teaching view shows linear and ReLU layers, not {activation}")
+    return ACTIVATIONS[activation](np.asarray(values, np.float64))
+
+
+def formula(cell: Cell, lines: int = 9) -> str:
+    """The multiply-add of one output cell, a product per term ("0.412 x -0.087"), at most
+    `lines` terms written out, then the sum, the bias and the ReLU, joined by "<br>"."""
+    window, kernel = cell.window.reshape(-1), cell.kernel.reshape(-1)
+    terms = [f"{v:+.3f} x {w:+.3f} = {v * w:+.4f}" for v, w in zip(window, kernel, strict=True)]
+    shown = terms[:lines] + ([f"... {len(terms) - lines} more products"]
+                             if len(terms) > lines else [])
+    return "<br>".join([*shown, f"sum of {len(terms)} products = {cell.total:+.4f}",
+                        f"+ bias {cell.bias:+.4f} = {cell.output:+.4f}",
+                        f"ReLU: max(0, {cell.output:+.4f}) = {cell.relu:.4f}"])
+
+
+def pool_formula(cell: PoolCell) -> str:
+    """One max-pooling cell in words: its window's values and the largest."""
+    values = ", ".join(f"{v:.3f}" for v in cell.window.reshape(-1))
+    return f"max({values}) = {cell.output:.4f}<br>at row {cell.argmax[0]}, column " \
+           f"{cell.argmax[1]} of the block"
+
+
+def logits(model, x: Any) -> np.ndarray:
+    """The model's scores before its final softmax or sigmoid for one input (unbatched; a
+    list for a model of two inputs): what `softmax_steps` starts from."""
+    from core.explain.backend.graph import score_model
+
+    inputs = x if isinstance(x, list | tuple) else [x]
+    batch = [np.asarray(v, np.float32)[None] for v in inputs]
+    scores = score_model(model)(batch if len(batch) > 1 else batch[0])
+    return np.asarray(scores, np.float64).reshape(-1)

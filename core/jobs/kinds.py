@@ -19,9 +19,9 @@ import numpy as np
 from core.compare import compare
 from core.evaluate import LabelledSet, evaluate, evaluate_models
 from core.evaluate.trust import trust as trust_over_set
-from core.inside.features import layer_stats, separation
 from core.explain import explain_input
 from core.explain import metrics as trust
+from core.inside.features import layer_stats, separation
 from core.inside.maximise import ChannelUnit, ClassUnit, input_range, maximise
 from core.jobs.spec import Job
 from core.models import Classifier, ModelCard

@@ -435,11 +435,13 @@ def bars(values, labels: list[str], title: str, highlight: int | None = None,
 
 
 def numbers_grid(values, hover: list[list[str]] | None, title: str,
-                 highlight: tuple[int, int] | None = None, colorscale: str = "Viridis",
+                 highlight: tuple[int, int, int, int] | None = None,
+                 colorscale: str = "Viridis",
                  height: int = 320) -> go.Figure:
     """A small 2-D array as a heatmap with each number written in its cell (a patch of the
     image, a kernel, a layer's output); `hover` (one text per cell) is shown under the
-    cursor: the multiply-add that made the cell. The cell at `highlight` is outlined."""
+    cursor: the multiply-add that made the cell. `highlight` (row, column, height, width)
+    is outlined: the window a filter reads, or one output cell."""
     import numpy as np
 
     values = np.asarray(values, float)
@@ -449,8 +451,8 @@ def numbers_grid(values, hover: list[list[str]] | None, title: str,
         hovertext=hover, hovertemplate="%{hovertext}<extra></extra>" if hover else
         "row %{y}, column %{x}: %{z:.4f}<extra></extra>"))
     if highlight is not None:
-        r, c = highlight
-        figure.add_shape(type="rect", x0=c - 0.5, x1=c + 0.5, y0=r - 0.5, y1=r + 0.5,
+        r, c, h, w = highlight
+        figure.add_shape(type="rect", x0=c - 0.5, x1=c + w - 0.5, y0=r - 0.5, y1=r + h - 0.5,
                          line={"color": "#FF5252", "width": 3})
     figure.update_layout(height=height, title={"text": title, "font": {"size": 13}},
                          yaxis={"autorange": "reversed", "scaleanchor": "x"},

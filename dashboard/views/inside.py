@@ -17,8 +17,10 @@ from core.explain import ExplainError
 from core.explain.backend.graph import last_spatial_layer, spatial_layers
 from core.inside import attention, features, filters, latent, pictures, teaching
 from core.inside import graph as graphs
-from core.jobs import inside_stats_job, maximise_job
-from core.models.samples import all_samples
+from core.inside.maximise import ChannelUnit, ClassUnit
+from core.jobs import executor, inside_stats_job, maximise_job
+from core.models.samples import sample_batch
+from core.nets.vit import patch_grid
 from core.studies import StudyError
 from dashboard import state
 from dashboard.components import charts, jobs
@@ -84,6 +86,17 @@ ABOUT = {
 
 st.title("Inside")
 st.caption("Research and teaching; not for diagnosis.")
+
+
+@st.cache_resource(show_spinner=False, max_entries=8)
+def own_samples(fingerprint: str, _card) -> np.ndarray | None:
+    """The model's own labelled samples as one batch (what a maximised unit is measured
+    against), read once per model; None where none ship."""
+    try:
+        batch, _ = sample_batch(_card)
+    except models.ModelError:
+        return None
+    return None if isinstance(batch, list) else batch
 
 
 def pick_layer(chart: str) -> None:
@@ -310,7 +323,7 @@ elif view == UNIT:
             key=f"inside_unit_channel_{layer}")))
     steps = int(controls[2].number_input("Steps", 10, 1000, 100, 10, key="inside_unit_steps"))
     run = controls[3].button("Run", icon=":material/play_arrow:", key="inside_unit_run")
-    batch = own_samples(model_id)
+    batch = own_samples(owner.fingerprint, card)
     job = maximise_job(owner, unit, steps=steps, samples=batch)
     if run:
         state.forget_cancelled(job.key)
@@ -345,8 +358,7 @@ elif view == UNIT:
                            "norm regularisers and jitter).")
 
 elif view == CONVOLUTION:
-    first = filters.first_convolution(keras_model)
-    count = int(keras_model_layer(first).filters)
+    count = len(filters.kernels(keras_model, filters.first_convolution(keras_model)))
     controls = st.columns(4)
     channel = int(controls[0].number_input("Filter (output channel)", 0, count - 1, 0,
                                            key="inside_conv_channel"))
@@ -365,28 +377,26 @@ elif view == CONVOLUTION:
     sh, sw = lesson.stride
     kh, kw = lesson.kernel.shape[:2]
     cell = teaching.convolution_cell(lesson.patch, lesson.kernel, lesson.bias, r * sh, c * sw)
-    hover = [[teaching_formula(teaching.convolution_cell(
+    hover = [[teaching.formula(teaching.convolution_cell(
         lesson.patch, lesson.kernel, lesson.bias, i * sh, j * sw)) for j in range(cols)]
         for i in range(rows)]
     st.markdown(f"**`{literal(lesson.layer, code=True)}`**, filter {channel}: "
                 f"{kh}x{kw}x{inputs_in} weights and a bias, stride {sh}; an 8x8 patch of "
                 f"the input at row {lesson.top_left[0]}, column {lesson.top_left[1]}.")
     left, middle, right = st.columns([3, 2, 3])
-    window = np.zeros(lesson.patch.shape[:2], bool)
-    window[r * sh:r * sh + kh, c * sw:c * sw + kw] = True
     left.plotly_chart(charts.numbers_grid(
         lesson.patch[..., c_in], None, f"input patch, channel {c_in} (window outlined)",
-        window_box(r * sh, c * sw, kh, kw), "Greys_r"), width="stretch",
+        (r * sh, c * sw, kh, kw), "Greys_r"), width="stretch",
         key="inside_conv_patch")
     middle.plotly_chart(charts.numbers_grid(lesson.kernel[..., c_in], None,
                                             f"weights for channel {c_in}",
                                             colorscale="RdBu", height=260), width="stretch",
                         key="inside_conv_kernel")
     right.plotly_chart(charts.numbers_grid(computed, hover, "output before activation "
-                                           "(hover a cell)", (r, c)), width="stretch",
+                                           "(hover a cell)", (r, c, 1, 1)), width="stretch",
                        key="inside_conv_out")
-    st.code(teaching_formula(cell).replace("<br>", "\n"), language=None)
-    agree = np.max(np.abs(activate(computed, lesson.activation) - lesson.expected))
+    st.code(teaching.formula(cell).replace("<br>", "\n"), language=None)
+    agree = np.max(np.abs(teaching.activate(computed, lesson.activation) - lesson.expected))
     st.caption(f"The layer's activation is {literal(lesson.activation)}. These numbers agree "
                f"with the model's own output at these cells within {agree:.1e}.")
 
@@ -397,7 +407,7 @@ elif view == CONVOLUTION:
     else:
         pooled = teaching.max_pool(pooled_in[:pooled_in.shape[0] // 2 * 2,
                                              :pooled_in.shape[1] // 2 * 2])
-        hover_pool = [[pool_formula(teaching.pool_cell(pooled_in, i, j))
+        hover_pool = [[teaching.pool_formula(teaching.pool_cell(pooled_in, i, j))
                        for j in range(pooled.shape[1])] for i in range(pooled.shape[0])]
         left, right = st.columns(2)
         left.plotly_chart(charts.numbers_grid(pooled_in, None, "after ReLU"), width="stretch",
@@ -407,7 +417,7 @@ elif view == CONVOLUTION:
                            key="inside_pool_out")
 
     st.markdown("**Softmax**: from the final scores (logits) to probabilities")
-    steps = teaching.softmax_steps(logits_of(model_id, keras_model, x))
+    steps = teaching.softmax_steps(teaching.logits(keras_model, x))
     names = labels if len(labels) == len(steps["logits"]) else \
         [str(i) for i in range(len(steps["logits"]))]
     columns = st.columns(3)
@@ -440,7 +450,7 @@ elif view == ATTENTION:
     else:
         maps = attention.attention_maps(keras_model, x)
         depth, heads = maps.shape[:2]
-        grid = attention_grid(keras_model)
+        grid = patch_grid(keras_model)
         controls = st.columns(4)
         block = int(controls[0].number_input("Block", 1, depth, depth, key="inside_att_block"))
         head = controls[1].selectbox("Head", ["mean", *range(1, heads + 1)],
