@@ -1,0 +1,1 @@
+"""Look inside a model: its layers, feature maps, filters, units and attention."""
