@@ -23,6 +23,13 @@ Targets (the issue): Grad-CAM on the Xception at most 1.5x a forward pass; Smoot
 
 `--write-costs` writes assets/explain-costs.json (each method's multiple, read by
 core/explain/costs.py for the app). Prints tables, then one JSON line.
+
+(c) The attention methods refuse the Xception (it has no attention): they are timed the
+    same way on a ViT at the Train page's recipe size (core.nets.vit, 32x32x1, patch 4,
+    the default dim/depth/heads, untrained: timing needs no trained weights), against
+    that ViT's own forward pass; their cost entries say so (`model`).
+    `--attention-only --write-costs` times only them and updates their entries in the
+    file, keeping every other entry as it is.
 """
 
 from __future__ import annotations
@@ -53,8 +60,9 @@ from core import models  # noqa: E402
 from core.explain import METHODS, explain  # noqa: E402
 from core.explain.backend.graph import resolve_layer  # noqa: E402
 from core.explain.costs import COSTS_FILE  # noqa: E402
+from core.explain.methods.attention.base import AttentionMethod  # noqa: E402
 from core.models.inputs import prepare  # noqa: E402
-from core.models.runtime.keras import forward_function  # noqa: E402
+from core.models.runtime.keras import forward_function, import_tensorflow  # noqa: E402
 from core.models.samples import samples  # noqa: E402
 from core.studies import open_study  # noqa: E402
 
@@ -137,7 +145,7 @@ def forward_alone(forward: Callable[[], object], repeats: int) -> float:
 
 def device() -> str:
     """The device TensorFlow places work on, in words, with this machine's CPU."""
-    tf = models.import_tensorflow()
+    tf = import_tensorflow()
     gpus = tf.config.list_physical_devices("GPU")
     cpu = f"{os.cpu_count()} cores"
     with contextlib.suppress(OSError):
@@ -170,7 +178,7 @@ def xception_input(sample_name: str):
 
 
 def forward_call(model, x) -> Callable[[], object]:
-    tf = models.import_tensorflow()
+    tf = import_tensorflow()
     fn = forward_function(model)
     return lambda: fn(tf.constant(x)).numpy()
 
@@ -179,6 +187,8 @@ def bench_methods(model, x, plan: Plan, all_channels: bool) -> dict[str, Timing]
     forward = forward_call(model, x)
     results: dict[str, Timing] = {}
     for name in METHODS:
+        if METHODS[name].refusal(model) is not None:  # attention methods: see (c)
+            continue
         least = 7 if name in LIMITS and plan is FULL else None
         results[name] = timed(lambda name=name: explain(model, x, name), forward, plan, least)
         print(f"  {name}: {results[name].ms:.0f} ms", file=sys.stderr, flush=True)
@@ -211,6 +221,54 @@ def print_methods(results: dict[str, Timing], forward_ms: float, repeats: int) -
         target, result = verdict(name, t)
         print(f"{name:<26}{t.ms:>10.1f}{t.forward_ms:>9.1f}{t.multiple:>8.2f}{t.repeats:>4}"
               f"  {target:<9}{result}")
+
+
+# -- (c) the attention methods on a ViT ------------------------------------------------------
+
+VIT = "vit (core.nets.vit 32x32x1, patch 4, default options, untrained)"
+
+
+def vit_input():
+    import keras
+
+    from core.nets.vit import vit
+
+    keras.utils.set_random_seed(0)
+    model = vit((32, 32, 1), 3, patch=4)
+    x = np.random.default_rng(0).random((1, 32, 32, 1)).astype(np.float32)
+    return model, x
+
+
+def bench_attention(plan: Plan) -> tuple[dict[str, Timing], float]:
+    """The attention methods (which refuse the Xception) timed on the recipe-size ViT;
+    and that ViT's forward pass alone (ms)."""
+    model, x = vit_input()
+    forward = forward_call(model, x)
+    results = {}
+    for name, method in METHODS.items():
+        if isinstance(method, AttentionMethod):
+            results[name] = timed(lambda name=name: explain(model, x, name), forward, plan)
+            print(f"  {name} on the ViT: {results[name].ms:.1f} ms", file=sys.stderr,
+                  flush=True)
+    return results, forward_alone(forward, plan.forward)
+
+
+def attention_entries(results: dict[str, Timing], plan: Plan) -> dict[str, dict]:
+    return {name: {"multiple": round(t.multiple, 3), "ms": round(t.ms, 2),
+                   "forward_ms": round(t.forward_ms, 2), "repeats": t.repeats,
+                   "options": METHODS[name].resolve({}), "model": VIT,
+                   "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                   "written_by": "bench/explain_speed.py --attention-only --write-costs"
+                                 + (" --quick" if plan is QUICK else "")}
+            for name, t in results.items()}
+
+
+def update_attention_costs(results: dict[str, Timing], plan: Plan) -> None:
+    """The attention methods' entries replaced in the existing file, the rest kept."""
+    data = json.loads(COSTS_FILE.read_text(encoding="utf-8"))
+    data["methods"].update(attention_entries(results, plan))
+    COSTS_FILE.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    print(f"\nwrote the attention methods' entries in {COSTS_FILE.relative_to(ROOT)}")
 
 
 # -- (b) against tf-keras-vis on flat models -----------------------------------------------
@@ -323,7 +381,7 @@ def vgg16_port(sample_name: str):
 # -- costs for the app ----------------------------------------------------------------------
 
 def write_costs(results: dict[str, Timing], forward_ms: float, where: str, sample: str,
-                plan: Plan) -> None:
+                plan: Plan, attention: dict[str, Timing] | None = None) -> None:
     data = {
         "about": ("Each explanation method's time as a multiple of one compiled forward "
                   "pass (batch 1) of the same model: the app multiplies it by the forward "
@@ -349,6 +407,7 @@ def write_costs(results: dict[str, Timing], forward_ms: float, where: str, sampl
             for name, t in results.items() if name in METHODS
         },
     }
+    data["methods"].update(attention_entries(attention or {}, plan))
     extra = {name: t for name, t in results.items() if name not in METHODS}
     if extra:
         data["variants"] = {name: {"multiple": round(t.multiple, 3), "ms": round(t.ms, 2)}
@@ -367,8 +426,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-compare", action="store_true",
                         help="skip the tf-keras-vis comparison (ResNet50, VGG16)")
     parser.add_argument("--sample", default=SAMPLE, help=f"sample file name (default {SAMPLE})")
+    parser.add_argument("--attention-only", action="store_true",
+                        help="time only the attention methods, on the recipe-size ViT "
+                             "(with --write-costs: update their entries only)")
     args = parser.parse_args(argv)
     plan = QUICK if args.quick else FULL
+
+    if args.attention_only:
+        attention, vit_forward = bench_attention(plan)
+        print(f"\nDevice: {device()}\n{VIT}: forward pass {vit_forward:.2f} ms")
+        print_methods(attention, vit_forward, plan.forward)
+        if args.write_costs:
+            update_attention_costs(attention, plan)
+        print(json.dumps({"model": VIT, "forward_ms": round(vit_forward, 2),
+                          "methods": attention_entries(attention, plan)}))
+        return 0
 
     where = device()
     load_before = load_average()
@@ -377,6 +449,7 @@ def main(argv: list[str] | None = None) -> int:
     forward_ms = forward_alone(forward_call(model, x), plan.forward)
     print(f"Device: {where}; load average {load_before}", file=sys.stderr, flush=True)
     results = bench_methods(model, x, plan, args.all_channels)
+    attention, vit_forward = bench_attention(plan)
 
     resnet = vgg = None
     vgg_skipped = "--no-compare"
@@ -393,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"Load average (1, 5, 15 min) at start {load_before}, at end {load_average()}")
     print(f"\n{MODEL} on {sample}, input {tuple(x.shape)}:")
     print_methods(results, forward_ms, plan.forward)
+    print(f"\n{VIT}: forward pass {vit_forward:.2f} ms")
+    print_methods(attention, vit_forward, plan.forward)
     if resnet is not None:
         print_compare("ResNet50 (weights=None), against tf-keras-vis", resnet)
     if vgg is not None:
@@ -400,7 +475,7 @@ def main(argv: list[str] | None = None) -> int:
     elif not args.no_compare:
         print(f"\nVGG16 Keras port: skipped ({vgg_skipped})")
     if args.write_costs:
-        write_costs(results, forward_ms, where, sample, plan)
+        write_costs(results, forward_ms, where, sample, plan, attention)
 
     targets = {name: {"multiple": round(results[name].multiple, 3), "limit": limit,
                       "pass": results[name].multiple <= limit}

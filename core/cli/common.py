@@ -215,8 +215,14 @@ def load_classifier(args: argparse.Namespace, method: str | None = None) -> Any:
 
         beside = card_beside(args.model_file) if args.labels is None else None
         if beside is not None:  # a model trained in MedLens, with its card
-            return load_carded(args.model_file, beside)
-        return load_user_model(args.model_file, args.labels, args.preprocess)
+            loaded = load_carded(args.model_file, beside)
+        else:
+            loaded = load_user_model(args.model_file, args.labels, args.preprocess)
+        if method is None:
+            return loaded
+        from core.explain import explainable
+
+        return explainable(loaded, method)  # refused before any work where it cannot
     runtime = getattr(args, "runtime", None)
     if method is not None:
         from core.explain import explainable

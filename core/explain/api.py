@@ -32,6 +32,9 @@ def attribute(model, x, method_name: str = "gradcam", target=None, layer: str | 
     scores = as_score_model(model)
     if getattr(scores, "segmentation", False) or _regions_asked(target):
         return _attribute_region(m, scores, x, target, layer, progress, options)
+    why = m.refusal(scores)
+    if why is not None:  # an attention method on a model without attention
+        raise ExplainError(why)
     if m.gradients and not scores.gradients:
         raise ExplainError(f"{m.name} needs gradients, which this model does not give "
                            "(onnxruntime): use occlusion or rise, or a Keras model")
@@ -207,18 +210,28 @@ def _tracing(classifier) -> float:
 def explainable(model, method: str, runtime: str | None = None):
     """The classifier to explain `model` (a built-in id, or a loaded Classifier such as an
     uploaded one) with `method`: on the runtime asked for, else on Keras where the method
-    needs gradients and the model has a Keras port."""
+    needs gradients and the model has a Keras port. ExplainError, one line, where the
+    method refuses the model (`Method.refusal`: an attention method on a model without
+    attention), so the pages can leave such methods out and the CLI refuses them."""
+    m = find_method(method)
     if isinstance(model, Classifier):
         if model.card.builtin:
             model = model.card.id
         elif runtime not in (None, model.runtime):
             raise ExplainError(f"{model.card.id} runs on {model.runtime} only")
         else:
-            return model
+            return _accepted(m, model)
     c = card(model)
-    if runtime is None and find_method(method).gradients and "keras" in c.runtimes:
+    if runtime is None and m.gradients and "keras" in c.runtimes:
         runtime = "keras"
-    return load(c.id, runtime)
+    return _accepted(m, load(c.id, runtime))
+
+
+def _accepted(m, classifier):
+    why = m.refusal(classifier, classifier.card.id)
+    if why is not None:
+        raise ExplainError(why)
+    return classifier
 
 
 def estimate_seconds(classifier, model_input, method: str,

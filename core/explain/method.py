@@ -29,7 +29,8 @@ class Method:
     """One explanation method. Subclasses set `name`, `title`, `options` and implement
     `attribute`; `uses_layer` methods read a spatial layer, `gradients` ones need a
     differentiable (Keras) model; `region_refusal` says why a method cannot explain a
-    region of a segmentation (None: it can)."""
+    region of a segmentation (None: it can); `refusal(model)` why it cannot explain a
+    model at all (the attention methods: a model without attention)."""
 
     name: str
     title: str
@@ -40,6 +41,12 @@ class Method:
     # Why the method cannot explain a region of a segmentation (a RegionTarget), or None
     # where it can: the API refuses with it, the CLI and the page read it to offer methods.
     region_refusal: str | None = None
+
+    def refusal(self, model: Any, name: str | None = None) -> str | None:
+        """Why the method cannot explain `model` (a Keras model, a Classifier or a
+        ScoreModel) at all, in one line naming it `name`; None where it can. Only the
+        attention methods refuse by model (a model without attention)."""
+        return None
 
     @property
     def explains_regions(self) -> bool:

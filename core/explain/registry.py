@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from core.explain.errors import ExplainError
 from core.explain.method import Method
+from core.explain.methods.attention.gradient import AttentionGradient
+from core.explain.methods.attention.rollout import AttentionRollout
 from core.explain.methods.cam.grad_cam import GradCAM
 from core.explain.methods.cam.grad_cam_plusplus import GradCAMPlusPlus
 from core.explain.methods.cam.hires_cam import HiResCAM
@@ -22,7 +24,7 @@ METHODS: dict[str, Method] = {
     m.name: m for m in (
         GradCAM(), GradCAMPlusPlus(), LayerCAM(), HiResCAM(), ScoreCAM(), Saliency(),
         SmoothGrad(), IntegratedGradients(), GuidedBackprop(), GuidedGradCAM(), Occlusion(),
-        RISE(),
+        RISE(), AttentionRollout(), AttentionGradient(),
     )
 }
 METHOD_TITLES = {name: m.title for name, m in METHODS.items()}

@@ -1,1 +1,2 @@
-"""Look inside a model: its layers, feature maps, filters, what its units want to see, attention."""
+"""Look inside a model: its layers, feature maps, filters, what its units want to see,
+attention."""

@@ -11,7 +11,7 @@ from typing import Any
 import streamlit as st
 
 from core import models
-from core.explain import explainable
+from core.explain import METHODS, explainable
 from core.models import Classifier, ModelCard, ModelError
 from core.models.inputs import RESIZES, SCALES
 from core.models.metadata import UNKNOWN
@@ -57,6 +57,13 @@ def classifier_for(model_id: str, method: str | None = None) -> Classifier:
     if user is not None:
         return user
     return explainable(model_id, method) if method else models.load(model_id)
+
+
+def methods_for(model_id: str) -> list[str]:
+    """The explanation methods that can explain the model, in the registry's order: the
+    attention methods only for a ViT (`Method.refusal`)."""
+    classifier = classifier_for(model_id)
+    return [name for name, m in METHODS.items() if m.refusal(classifier, model_id) is None]
 
 
 def metadata_form(card: ModelCard, key: str) -> dict[str, Any] | None:

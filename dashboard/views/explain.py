@@ -31,7 +31,13 @@ from core.studies.masks import fit, read_labels
 from core.train import sanity as randomisation
 from dashboard import state
 from dashboard.components import charts, jobs
-from dashboard.components.models import available, classifier_for, metadata_form, purpose
+from dashboard.components.models import (
+    available,
+    classifier_for,
+    metadata_form,
+    methods_for,
+    purpose,
+)
 from dashboard.components.studies import choose_study
 from dashboard.components.text import literal, show_error
 
@@ -112,9 +118,11 @@ def with_cost(name: str, values: dict | None = None) -> str:
 controls = st.columns([2.6, 1.1, 2.3])
 # The picker's labels are the titles only: an estimate in them would change once a method
 # has run (calibrated), and changed option labels reset the picker. The estimates go in
-# the caption under it, and in the parameters expander.
+# the caption under it, and in the parameters expander. The attention methods are offered
+# for a ViT only (every other model refuses them).
 chosen = controls[0].multiselect(
-    "Methods", list(METHODS), default=["gradcam"], format_func=lambda n: METHODS[n].title,
+    "Methods", methods_for(model_id), default=["gradcam"],
+    format_func=lambda n: METHODS[n].title,
     help="Several methods are shown side by side on the same image; the time each is "
          "expected to take here is under the picker.")
 target = controls[1].selectbox("Class to explain", card.labels,

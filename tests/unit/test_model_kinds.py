@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 
 from core.explain import METHODS, ExplainError, attribute, explain, last_spatial_layer
+from core.explain.methods.attention.base import AttentionMethod
 from tests import trained
 
 KINDS = list(trained.KINDS)
@@ -75,10 +76,21 @@ def test_a_layer_is_chosen_by_bare_name_or_by_path(kind, images):
         explain(model, x, "gradcam", layer="nope")
 
 
+# The attention methods refuse these CNNs (tests/unit/test_attention.py runs them on a ViT).
+CNN_METHODS = [name for name, m in METHODS.items() if not isinstance(m, AttentionMethod)]
+
+
 @pytest.mark.parametrize("method", list(METHODS))
 @pytest.mark.parametrize("kind", KINDS)
-def test_every_method_runs_on_every_kind(kind, method, images):
-    maps = explain(trained.kind(kind), trained.inputs_for(kind, images), method,
+def test_every_method_runs_on_every_kind_or_says_why_not(kind, method, images):
+    model = trained.kind(kind)
+    why = METHODS[method].refusal(model)
+    if why is not None:
+        assert method in ("attention-rollout", "attention-gradient") and "\n" not in why
+        with pytest.raises(ExplainError, match="has no attention layers"):
+            explain(model, trained.inputs_for(kind, images), method)
+        return
+    maps = explain(model, trained.inputs_for(kind, images), method,
                    **CHEAP.get(method, {}))
     assert maps.shape == (3, 32, 32) and maps.dtype == np.float32
     assert np.isfinite(maps).all() and maps.min() >= 0.0 and maps.max() <= 1.0
@@ -119,7 +131,7 @@ def test_each_target_points_at_its_own_shape(two_shapes):
 
 @pytest.mark.parametrize("kind", ["sequential", "nested", "logits", "softmax-layer",
                                   "two-inputs"])
-@pytest.mark.parametrize("method", list(METHODS))
+@pytest.mark.parametrize("method", CNN_METHODS)
 def test_the_same_weights_give_the_same_maps_in_every_kind(kind, method, images):
     """Sequential, nested, logit head, a Softmax layer, and the two-input model with its
     second input at zero: the same network, so the same maps as the flat functional one
