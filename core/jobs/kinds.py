@@ -291,8 +291,8 @@ def _inside_stats(job: Job, progress: Progress) -> Any:
     stats = layer_stats(model, batch, p["layers"] or None, progress=progress)
     if not own:
         return stats, []
-    truth = np.array([card.labels.index(s.label) for s in found])
-    return stats, separation(model, batch, truth, p["layers"] or None)
+    return stats, separation(model, batch, np.array([s.label for s in found]),
+                             p["layers"] or None)
 
 
 TRAIN_RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {

@@ -385,7 +385,7 @@ def layer_statistics(stats: list) -> go.Figure:
     figure = make_subplots(rows=1, cols=2, subplot_titles=("mean activation",
                                                            "sparsity (fraction of zeros)"),
                            shared_yaxes=True, horizontal_spacing=0.04)
-    hover = [f"{s.layer}<br>{s.dead_channels} dead of {s.shape[-1] if s.shape else '?'}"
+    hover = [f"{s.layer}<br>{s.dead_channels} dead of {s.shape[0] if s.shape else '?'}"
              for s in stats]
     figure.add_trace(go.Bar(y=names, x=[s.mean for s in stats], orientation="h",
                             marker_color="#4FC3F7", hovertext=hover, showlegend=False,
@@ -409,7 +409,7 @@ def separation(rows: list[dict], labels: list[str]) -> go.Figure:
     figure = go.Figure()
     for k, label in enumerate(labels):
         figure.add_trace(go.Scatter(
-            x=x, y=[r["per_class"].get(label) for r in rows], mode="lines+markers",
+            x=x, y=[r["classes"].get(label) for r in rows], mode="lines+markers",
             name=label, line={"color": _CURVE_COLOURS[k % len(_CURVE_COLOURS)]},
             hovertemplate=f"{label}, %{{x}}: %{{y:.3f}}<extra></extra>"))
     figure.add_trace(go.Scatter(x=x, y=[r["accuracy"] for r in rows], mode="lines",

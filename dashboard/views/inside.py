@@ -317,7 +317,8 @@ elif view == UNIT:
         label = controls[1].selectbox("Class", labels, key="inside_unit_class")
         unit = ClassUnit(labels.index(label), label)
     else:
-        width = graph.node(layer).channels
+        shape = graph.node(layer).output_shape
+        width = int(shape[-1]) if shape and shape[-1] else None
         unit = ChannelUnit(layer, int(controls[1].number_input(
             "Channel", 0, max(width - 1, 0) if width else None, 0,
             key=f"inside_unit_channel_{layer}")))
