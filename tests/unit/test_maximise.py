@@ -93,6 +93,7 @@ def test_maximise_raises_the_unit_far_above_the_samples(trained, unit):
     assert result.activation == pytest.approx(float(unit_values(probe, result.image[None])[0]))
     assert [round(d * STEPS) for d, _ in seen] == list(range(1, STEPS + 1))
     assert len(result.history) == STEPS and "step 40 of 40" in seen[-1][1]
+    assert result.activation == max(result.history)  # the best step's image is kept
 
 
 def test_the_same_seed_gives_the_same_image(trained):
