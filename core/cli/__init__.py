@@ -5,18 +5,18 @@ and one line on stderr naming the file or argument; never a traceback. A bug exi
 status 1 and one line; Ctrl-C with 130.
 
 Reading a study (`studies info|export|render`) never imports TensorFlow; only the
-commands that run a model (`predict`, `explain`, `compare`, `evaluate`, `models show
---layers`) load one, after every argument is checked. Nothing written (PNG, NPY,
-overlay) carries DICOM header data.
+commands that run a model (`predict`, `explain`, `compare`, `evaluate`, `inside`,
+`models show --layers|--graph`) load one, after every argument is checked. Nothing
+written (PNG, NPY, overlay) carries DICOM header data.
 
 Long work (explanations, --metrics, --sanity-check, `compare`, `evaluate`) runs as jobs
 on the process's executor (`core.jobs`); when stderr is a terminal, their progress is one
 line there, redrawn in place and cleared before the result is printed.
 
 One module per command group (`models`, `studies`, `predict`, `explain`, `compare`,
-`evaluate`), each adding its arguments and running its commands; what they share (the
-parser, model and image options, errors and exit statuses, jobs and their progress
-line) is in `common`.
+`evaluate`, `inside`, ...), each adding its arguments and running its commands; what
+they share (the parser, model and image options, errors and exit statuses, jobs and
+their progress line) is in `common`.
 """
 
 from __future__ import annotations
@@ -46,6 +46,8 @@ COMMANDS = (
                  "a labelled set", "evaluate.arguments"),
     ("segment", "a study's mask by a segmentation model, its volumes, and Dice, IoU and "
                 "HD95 against a ground truth", "segment.arguments"),
+    ("inside", "a layer's feature maps for one image (C, h, w) and their statistics",
+     "inside.arguments"),
     ("train", "build and train one of the field's architectures on a built-in task or "
               "a labelled set", "train.arguments"),
     ("studies", "read studies", "studies.arguments"),

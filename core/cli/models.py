@@ -35,6 +35,9 @@ def models_arguments(models: Parser) -> None:
                       help="the table of this runtime's model (the VGG16's Keras port: keras)")
     show.add_argument("--layers", action="store_true",
                       help="load the model and add its summary and layer table")
+    show.add_argument("--graph", action="store_true",
+                      help="load the Keras model and add its layer graph: each layer's output "
+                           "shape, parameters, inputs and receptive field in input pixels")
     show.add_argument("--json", action="store_true")
     show.set_defaults(run=models_show)
 
@@ -63,16 +66,27 @@ def models_show(args: argparse.Namespace) -> int:
         raise BadInput("models show: give a model ID or --model-file PATH (one of them)")
     args.model = args.id
     c = chosen_card(args)  # every argument checked before the slow load
+    if c is not None and args.graph:
+        if args.runtime == "onnx" or "keras" not in c.runtimes:
+            raise BadInput(f"--graph: {c.id} on onnx has no Keras layer graph "
+                           f"(runtimes: {', '.join(c.runtimes)})")
+        args.runtime = "keras"  # the VGG16: its Keras port
     if c is not None and args.runtime is not None:
         from core.models import check_runtime
 
         check_runtime(c, args.runtime)
-    table = None
-    if args.layers or c is None:  # a file's card is known once it is loaded
+    table = graph = None
+    if args.layers or args.graph or c is None:  # a file's card is known once it is loaded
         from core.models.architecture import architecture
 
         classifier = load_classifier(args)
         c, table = classifier.card, architecture(classifier) if args.layers else None
+        if args.graph:
+            if classifier.keras_model is None:
+                raise BadInput(f"--graph: {c.id} is an ONNX model: no Keras layer graph")
+            from core.inside.graph import layer_graph
+
+            graph = layer_graph(classifier.keras_model)
     facts = card_facts(c)
     text = [f"{c.id}: {c.name}", *(f"  {k}: {v}" for k, v in facts.items())]
     payload = c.to_dict()
@@ -83,8 +97,24 @@ def models_show(args: argparse.Namespace) -> int:
         text.append(f"{'path':56} {'type':22} {'output shape':24} {'parameters':>12}")
         text += [f"{layer.path:56} {layer.type:22} {layer.output_shape:24} "
                  f"{layer.parameters:>12,}" for layer in table.layers]
+    if graph is not None:
+        payload["graph"] = graph.to_dict()
+        text += ["", f"{'path':56} {'output shape':20} {'parameters':>12} {'receptive field':>16}"]
+        text += [f"{n.path:56} {n.shape_text:20} {n.parameters:>12,} {_field(n):>16}"
+                 for n in graph.nodes]
     print_result(args, payload, "\n".join(text))
     return 0
+
+
+def _field(node) -> str:
+    """A layer's receptive field in words: "19x19 px"; "whole image" for a layer that
+    sees it all (global pooling, Dense); "unknown" for a spatial layer whose arithmetic
+    is not known (a custom layer that resizes)."""
+    if node.receptive is None:
+        spatial = node.output_shape is not None and len(node.output_shape) == 3
+        return "unknown" if spatial and node.type != "InputLayer" else "whole image"
+    h, w = (f"{v:g}" for v in node.receptive.size)
+    return f"{h}x{w} px"
 
 
 def samples_export(args: argparse.Namespace) -> int:

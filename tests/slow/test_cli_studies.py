@@ -433,6 +433,8 @@ COMMANDS = {
     "predict": lambda path, out: ["predict", "--model", "braintumor-vgg16", path],
     "explain": lambda path, out: ["explain", "--model", "braintumor-xception", "--method",
                                   "gradcam", path, "--out", out / "maps"],
+    "inside": lambda path, out: ["inside", "--model", "braintumor-xception", path,
+                                 "--layer", "block1_conv1", "--out", out / "maps"],
 }
 
 

@@ -11,7 +11,8 @@ when a Keras release moves one. Nothing else in the tree may touch `keras.src` o
   final softmax stepped over).
 - `KerasTensor._keras_history.operation`: the layer that made a tensor.
 - `Operation._inbound_nodes`, `Functional._nodes`, `keras.src.ops.function.make_node_key`:
-  which calls of a layer belong to one model's graph.
+  which calls of a layer belong to one model's graph; `Node.input_tensors`: what feeds
+  one of those calls (the layer graph of core.inside).
 - `keras.src.backend.nn.relu`: swapped for Guided Backprop's ReLU while its gradient
   function is traced.
 """
@@ -66,6 +67,17 @@ def calls_in(layer, model) -> list:
     return [node for i, node in enumerate(calls) if make_node_key(layer, i) in own]
 
 
+def fed_by(layer, model) -> list:
+    """The operations (layers) whose outputs feed `layer`'s first call inside `model`, in
+    the order of its inputs, once each. A nested model's call is its outer call: fed by
+    the outer model's layers, not by its own input layer."""
+    calls = calls_in(layer, model)
+    if not calls:
+        return []
+    found = [producer(t) for t in getattr(calls[0], "input_tensors", ())]
+    return list(dict.fromkeys(op for op in found if op is not None))
+
+
 @contextlib.contextmanager
 def relu_replaced(relu: Callable) -> Iterator[None]:
     """Keras' backend ReLU replaced by `relu` while the block runs (used only while a
@@ -112,6 +124,8 @@ def check() -> list[str]:
         "Operation._inbound_nodes, Functional._nodes, keras.src.ops.function.make_node_key":
             lambda: len(calls_in(conv, None)) > len(calls_in(conv, functional)) == 1,
         "keras.src.backend.nn.relu (as keras.activations.relu calls it)": relu_swapped,
+        "Node.input_tensors": lambda: fed_by(functional.layers[2], functional)
+            == [conv] and fed_by(functional.layers[0], functional) == [],
     }
     missing = []
     for name, probe in probes.items():

@@ -1,0 +1,186 @@
+"""Inside page speed: the time of each view on a model, as seconds and as a multiple of
+one compiled forward pass (batch 1), and the separation table (which layer first tells
+a class from the others).
+
+Views (one function each, `VIEWS`; extend it for attention, maximisation...):
+- graph: `layer_graph(model)` and its folded/unfolded layouts;
+- feature_maps: one layer's maps for one image, cold (the probe built and traced: what
+  the first click on a layer costs) and warm (median of repeats);
+- filters: the first convolution's kernels as pictures and a deep layer's norms;
+- layer_stats: mean, sparsity and dead channels of every spatial layer over the built-in
+  samples (one multi-output probe, in chunks);
+- separation: leave-one-out nearest-centroid accuracy per class and layer over them.
+
+    .venv/bin/python bench/inside_speed.py [--model braintumor-xception] [--label glioma]
+                                           [--repeats 5] [--table]
+
+Prints a table of times, the separation rows of the block outputs for --label (every
+spatial layer with --table), then one JSON line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+from core import models  # noqa: E402
+from core.explain.backend.graph import spatial_layers  # noqa: E402
+from core.inside.features import (  # noqa: E402
+    feature_maps,
+    first_separating,
+    layer_stats,
+    separation,
+)
+from core.inside.filters import (  # noqa: E402
+    first_convolution,
+    kernel_norms,
+    kernel_parts,
+    kernel_pictures,
+    kernels,
+)
+from core.inside.graph import layer_graph  # noqa: E402
+from core.models.inputs import prepare  # noqa: E402
+from core.models.samples import samples  # noqa: E402
+from core.studies import open_study  # noqa: E402
+
+
+def timed(call: Callable[[], object]) -> tuple[float, object]:
+    start = time.perf_counter()
+    result = call()
+    return time.perf_counter() - start, result
+
+
+def forward(model, x: np.ndarray, repeats: int) -> float:
+    """Median seconds of one compiled forward pass (batch 1), warm."""
+    model.predict_on_batch(x[None])
+    return statistics.median(timed(lambda: model.predict_on_batch(x[None]))[0]
+                             for _ in range(repeats))
+
+
+def view_graph(model, context: dict) -> dict:
+    seconds, graph = timed(lambda: layer_graph(model))
+    nested = [n.path for n in graph.nodes if n.nested]
+    layout, _ = timed(lambda: graph.folded(set(nested)).layout())
+    return {"seconds": seconds, "layout_seconds": layout, "nodes": len(graph.nodes)}
+
+
+def view_feature_maps(model, context: dict) -> dict:
+    x, layer, repeats = context["x"], context["layer"], context["repeats"]
+    cold, maps = timed(lambda: feature_maps(model, x, layer))
+    warm = statistics.median(timed(lambda: feature_maps(model, x, layer))[0]
+                             for _ in range(repeats))
+    return {"seconds": warm, "cold_seconds": cold, "layer": layer,
+            "shape": list(np.shape(maps))}
+
+
+def view_filters(model, context: dict) -> dict:
+    first = first_convolution(model)
+    seconds, _ = timed(lambda: (kernel_pictures(kernels(model, first)),
+                                kernel_norms(model, context["deep"])))
+    return {"seconds": seconds, "first": first, "deep": context["deep"]}
+
+
+def view_layer_stats(model, context: dict) -> dict:
+    seconds, stats = timed(lambda: layer_stats(model, context["batch"]))
+    return {"seconds": seconds, "layers": len(stats), "images": len(context["batch"]),
+            "dead_channels": sum(s.dead_channels for s in stats)}
+
+
+def view_separation(model, context: dict) -> dict:
+    seconds, rows = timed(lambda: separation(model, context["batch"], context["labels"]))
+    context["rows"] = rows
+    return {"seconds": seconds, "layers": len(rows)}
+
+
+VIEWS: dict[str, Callable[[object, dict], dict]] = {
+    "graph": view_graph, "feature_maps": view_feature_maps, "filters": view_filters,
+    "layer_stats": view_layer_stats, "separation": view_separation,
+}
+
+
+def block_outputs(rows: list[dict]) -> list[dict]:
+    """The rows of each block's output: the residual adds, the last activation of the
+    entry convolutions and of the exit flow (the layers a reader names "block N")."""
+    names = [r["layer"] for r in rows]
+    kept = []
+    for i, row in enumerate(rows):
+        name = row["layer"].rsplit("/", 1)[-1]
+        block = name.split("_")[0]
+        later = [n.rsplit("/", 1)[-1].split("_")[0] for n in names[i + 1:]]
+        if name.startswith("add") or (name.endswith("_act") and block not in later):
+            kept.append(row)
+    return kept
+
+
+def _has_kernel(model, path: str) -> bool:
+    try:
+        return bool(kernel_parts(model, path))
+    except ValueError:
+        return False
+
+
+def main() -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    warnings.simplefilter("ignore")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--model", default="braintumor-xception")
+    parser.add_argument("--label", default="glioma")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--table", action="store_true", help="every layer's row")
+    args = parser.parse_args()
+
+    classifier = models.load(args.model, "keras")
+    model = classifier.keras_model
+    found = samples(classifier.card)
+    inputs = [classifier.card.prepare(open_study(s.path)) if classifier.card.metadata
+              else prepare(open_study(s.path), classifier.card.input_spec) for s in found]
+    batch = np.stack([i.array for i in inputs])
+    spatial = spatial_layers(model)
+    deep = next(p for p in reversed(spatial) if _has_kernel(model, p))
+    context = {"x": batch[0], "layer": spatial[2], "deep": deep, "batch": batch,
+               "labels": np.array([s.label for s in found]), "repeats": args.repeats}
+    base = forward(model, batch[0], args.repeats)
+    results = {}
+    print(f"{args.model}: {len(found)} samples, forward pass {base * 1000:.1f} ms (batch 1)")
+    print(f"{'view':14} {'seconds':>9} {'x forward':>10}  notes")
+    for name, view in VIEWS.items():
+        result = view(model, context)
+        results[name] = result
+        notes = {k: v for k, v in result.items() if k != "seconds"}
+        print(f"{name:14} {result['seconds']:9.3f} {result['seconds'] / base:10.1f}  {notes}")
+
+    rows = context["rows"]
+    shown = rows if args.table else block_outputs(rows)
+    labels = list(rows[0]["classes"])
+    print(f"\nseparation (leave-one-out nearest centroid, {len(found)} samples): "
+          + ("every spatial layer" if args.table else "block outputs"))
+    print(f"{'layer':40} {'all':>5} " + " ".join(f"{label:>10}" for label in labels))
+    for row in shown:
+        print(f"{row['layer']:40} {row['accuracy']:5.2f} "
+              + " ".join(f"{row['classes'][label]:10.2f}" for label in labels))
+    first = first_separating(rows, args.label)
+    first_block = first_separating(block_outputs(rows), args.label)
+    ever = next((r["layer"] for r in rows if r["classes"][args.label] == 1.0), None)
+    print(f"\n{args.label}: first told from the rest in every later layer: {first}; "
+          f"in every later block output: {first_block}; first layer at 100%: {ever}")
+    print(json.dumps({"model": args.model, "forward_seconds": base,
+                      "views": results, "label": args.label, "first_separating": first,
+                      "first_separating_block": first_block, "first_at_100": ever,
+                      "blocks": block_outputs(rows)}))
+
+
+if __name__ == "__main__":
+    main()
