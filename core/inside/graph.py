@@ -69,6 +69,12 @@ class Receptive:
     def to_dict(self) -> dict[str, list[float]]:
         return {k: [_number(v) for v in getattr(self, k)] for k in ("size", "jump", "start")}
 
+    def text(self, height: int, width: int) -> str:
+        """"31x31", or "1083x1083 (the whole 150x150 input)" where one unit sees it all."""
+        words = f"{_number(self.size[0])}x{_number(self.size[1])}"
+        return words + (f" (the whole {height}x{width} input)"
+                        if self.covers(height, width) else "")
+
 
 def _number(value: float) -> float | int:
     return int(value) if float(value).is_integer() else round(float(value), 4)

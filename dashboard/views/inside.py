@@ -239,17 +239,18 @@ if view == ARCHITECTURE:
     st.caption(f"{len(graph.nodes)} layers, {total:,} parameters. Blue: convolutions; green: "
                "pooling; grey: normalisation; orange: dense; purple: attention; red squares: a "
                "nested model (a backbone), folded.")
+    height, width = (int(d) for d in keras_model.inputs[0].shape[1:3]) \
+        if len(keras_model.inputs[0].shape) == 4 else (0, 0)
     rows = []
     for n in graph.nodes:
         field = n.receptive
         row = {"layer": n.path, "type": n.type, "output": n.shape_text,
                "parameters": n.parameters,
-               "receptive field (px)": (f"{field.size[0]}x{field.size[1]}" if field
-                                        else "whole input")}
+               "receptive field (px)": field.text(height, width) if field else "whole input"}
         if mm is not None:
-            row["receptive field (mm)"] = (
-                f"{field.size[0] * mm[0]:.1f} x {field.size[1] * mm[1]:.1f}" if field
-                else "whole image")
+            size = graphs.millimetres(field, mm) if field else None
+            row["receptive field (mm)"] = (f"{size[0]:.1f} x {size[1]:.1f}" if size
+                                           else "whole image")
         rows.append(row)
     st.dataframe(rows, hide_index=True, width="stretch", height=360)
     if mm is None and kind == "image":

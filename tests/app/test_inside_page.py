@@ -17,11 +17,14 @@ from tests.conftest import app_page
 
 pytestmark = pytest.mark.app
 
-SAMPLE = "gg (1).jpg"
+SAMPLE = "Te-gl_0010.jpg"
 
 
 def texts(at) -> str:
-    return "\n".join(displayed(x.value) for x in [*at.caption, *at.markdown, *at.info])
+    """The page's captions, markdown and notes, and its pictures' captions, as shown."""
+    pictures = [img.caption for e in at.get("image") for img in e.proto.imgs]
+    return "\n".join([*(displayed(x.value) for x in [*at.caption, *at.markdown, *at.info]),
+                      *(displayed(c) for c in pictures)])
 
 
 def inside(session_state: dict | None = None):
@@ -48,8 +51,9 @@ def test_architecture_shows_the_layers_with_their_receptive_fields():
     assert {"layer", "type", "output", "parameters", "receptive field (px)"} <= set(rows.columns)
     # The nested backbone's layers are there, and the last one sees the whole input.
     last = rows[rows["layer"] == "xception/block14_sepconv2_act"].iloc[0]
-    side = int(last["receptive field (px)"].split("x")[0])
-    assert side >= 150
+    assert last["receptive field (px)"].endswith("(the whole 150x150 input)")
+    first = rows[rows["layer"] == "xception/block1_conv1"].iloc[0]
+    assert first["receptive field (px)"] == "3x3"
     assert rows["parameters"].sum() >= 20_000_000
     # Folded, the graph shows the backbone as one node; unfolded, its layers.
     folded = len(at.get("plotly_chart")[0].proto.spec)
