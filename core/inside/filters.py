@@ -119,3 +119,44 @@ def kernel_norms(model, layer: str | None = None) -> np.ndarray:
     part = "pointwise" if "pointwise" in kernel_parts(model, path) else None
     weights = kernels(model, path, part).astype(np.float64)
     return np.sqrt((weights.reshape(len(weights), -1) ** 2).sum(axis=1)).astype(np.float32)
+
+
+def convolutions(model) -> list[str]:
+    """The paths of every layer with a kernel that slides (the CONVOLUTIONS), in graph
+    order, nested ones included."""
+    from core.inside.features import layer_paths
+
+    found = []
+    for path in layer_paths(model):
+        layer = model
+        for name in path.split("/"):
+            layer = keras_graph(layer).get_layer(name)
+        if type(layer).__name__ in CONVOLUTIONS:
+            found.append(path)
+    return found
+
+
+def convolution_for(model, layer: str) -> str | None:
+    """`layer` itself when it is a convolution, else the last convolution before it in
+    graph order (the one whose output a BatchNorm or an activation passes on); None
+    before the first."""
+    from core.inside.features import layer_paths
+
+    order = layer_paths(model)
+    path = find_layer(model, layer)
+    kept = set(convolutions(model))
+    before = order[:order.index(path) + 1]
+    return next((p for p in reversed(before) if p in kept), None)
+
+
+def norm_summary(model) -> list[dict[str, float | str | int]]:
+    """Per convolution, in graph order: its filters' norms summarised (the median, the
+    smallest and the largest of `kernel_norms`, and how many filters). A layer whose
+    smallest norm is far below its median holds filters that do almost nothing."""
+    rows = []
+    for path in convolutions(model):
+        norms = kernel_norms(model, path)
+        rows.append({"layer": path, "filters": int(len(norms)),
+                     "median": float(np.median(norms)), "min": float(norms.min()),
+                     "max": float(norms.max())})
+    return rows

@@ -79,3 +79,17 @@ def strip(images: np.ndarray, size: int = 96) -> np.ndarray:
         tiles.append(cv2.resize(np.asarray(rgb, np.uint8), (size, size),
                                 interpolation=cv2.INTER_NEAREST))
     return mosaic(tiles, len(tiles))
+
+
+def field_over(seen: np.ndarray, box: tuple[int, int, int, int],
+               colour: tuple[int, int, int] = (255, 82, 82)) -> np.ndarray:
+    """The picture the model saw with one unit's receptive field drawn on it: `box` is
+    (top, left, bottom, right), bottom and right exclusive, in input pixels
+    (`core.inside.graph.Receptive.box`); outside it the picture is dimmed."""
+    out = (np.asarray(seen, np.float32) * 0.45).astype(np.uint8)
+    top, left, bottom, right = box
+    out[top:bottom, left:right] = seen[top:bottom, left:right]
+    thickness = max(1, round(max(seen.shape[:2]) / 150))
+    cv2.rectangle(out, (left, top), (max(left, right - 1), max(top, bottom - 1)), colour,
+                  thickness)
+    return out

@@ -229,14 +229,19 @@ def activate(values: np.ndarray, activation: str) -> np.ndarray:
     return ACTIVATIONS[activation](np.asarray(values, np.float64))
 
 
-def formula(cell: Cell, lines: int = 9) -> str:
-    """The multiply-add of one output cell, a product per term ("0.412 x -0.087"), at most
-    `lines` terms written out, then the sum, the bias and the ReLU, joined by "<br>"."""
-    window, kernel = cell.window.reshape(-1), cell.kernel.reshape(-1)
-    terms = [f"{v:+.3f} x {w:+.3f} = {v * w:+.4f}" for v, w in zip(window, kernel, strict=True)]
-    shown = terms[:lines] + ([f"... {len(terms) - lines} more products"]
-                             if len(terms) > lines else [])
-    return "<br>".join([*shown, f"sum of {len(terms)} products = {cell.total:+.4f}",
+def formula(cell: Cell, channel: int = 0) -> str:
+    """The multiply-add of one output cell in words, joined by "<br>": the products of
+    input channel `channel` written out one by one, each other input channel's products
+    as their sum, then the total, the bias and the ReLU."""
+    window, kernel = cell.window, cell.kernel
+    lines = [f"{v:+.3f} x {w:+.3f} = {v * w:+.4f}"
+             for v, w in zip(window[..., channel].reshape(-1),
+                             kernel[..., channel].reshape(-1), strict=True)]
+    per_channel = cell.products.reshape(-1, window.shape[-1]).sum(axis=0)
+    if window.shape[-1] > 1:
+        lines.append("sums per input channel: " + ", ".join(
+            f"{c}: {value:+.4f}" for c, value in enumerate(per_channel)))
+    return "<br>".join([*lines, f"sum of {cell.products.size} products = {cell.total:+.4f}",
                         f"+ bias {cell.bias:+.4f} = {cell.output:+.4f}",
                         f"ReLU: max(0, {cell.output:+.4f}) = {cell.relu:.4f}"])
 

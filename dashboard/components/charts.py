@@ -455,8 +455,28 @@ def numbers_grid(values, hover: list[list[str]] | None, title: str,
         figure.add_shape(type="rect", x0=c - 0.5, x1=c + w - 0.5, y0=r - 0.5, y1=r + h - 0.5,
                          line={"color": "#FF5252", "width": 3})
     figure.update_layout(height=height, title={"text": title, "font": {"size": 13}},
-                         yaxis={"autorange": "reversed", "scaleanchor": "x"},
+                         xaxis={"dtick": 1}, yaxis={"autorange": "reversed", "dtick": 1,
+                                                    "scaleanchor": "x"},
                          margin={"l": 10, "r": 10, "t": 40, "b": 10})
+    return figure
+
+
+def norm_summary(rows: list[dict]) -> go.Figure:
+    """Per convolution in order: the median filter norm, with a bar from the smallest to
+    the largest."""
+    names = [r["layer"] for r in rows]
+    medians = [r["median"] for r in rows]
+    figure = go.Figure(go.Scatter(
+        x=names, y=medians, mode="markers", marker={"color": "#4FC3F7", "size": 8},
+        error_y={"type": "data", "symmetric": False, "color": "#607D8B",
+                 "array": [r["max"] - r["median"] for r in rows],
+                 "arrayminus": [r["median"] - r["min"] for r in rows]},
+        customdata=[[r["filters"], r["min"], r["max"]] for r in rows],
+        hovertemplate="%{x}: %{customdata[0]} filters, median %{y:.3f}, from "
+                      "%{customdata[1]:.3f} to %{customdata[2]:.3f}<extra></extra>"))
+    figure.update_layout(height=340, yaxis={"title": "filter norm (L2)"},
+                         xaxis={"tickangle": -45, "tickfont": {"size": 9}},
+                         margin={"l": 10, "r": 10, "t": 20, "b": 120})
     return figure
 
 

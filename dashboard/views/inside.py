@@ -231,33 +231,58 @@ if view == ARCHITECTURE:
             unfold.add(n.path)
     shown = graph.folded(unfold)
     mm = graphs.input_pixel_mm(chosen_study.study, model_input) if model_input else None
-    chart = f"{GRAPH_KEY}_{model_id}_{'-'.join(sorted(unfold))}"
-    st.plotly_chart(charts.layer_graph(shown, shown.layout(), layer),
-                    on_select=partial(pick_layer, chart), selection_mode="points", key=chart,
-                    config={"scrollZoom": False})
-    total = keras_model.count_params()
-    st.caption(f"{len(graph.nodes)} layers, {total:,} parameters. Blue: convolutions; green: "
-               "pooling; grey: normalisation; orange: dense; purple: attention; red squares: a "
-               "nested model (a backbone), folded.")
-    height, width = (int(d) for d in keras_model.inputs[0].shape[1:3]) \
-        if len(keras_model.inputs[0].shape) == 4 else (0, 0)
-    rows = []
-    for n in graph.nodes:
-        field = n.receptive
-        row = {"layer": n.path, "type": n.type, "output": n.shape_text,
-               "parameters": n.parameters,
-               "receptive field (px)": field.text(height, width) if field else "whole input"}
-        if mm is not None:
-            size = graphs.millimetres(field, mm) if field else None
-            row["receptive field (mm)"] = (f"{size[0]:.1f} x {size[1]:.1f}" if size
-                                           else "whole image")
-        rows.append(row)
-    st.dataframe(rows, hide_index=True, width="stretch", height=360)
-    if mm is None and kind == "image":
-        st.caption("This study declares no pixel spacing: receptive fields in pixels only.")
-    elif mm is not None:
-        st.caption(f"One input pixel is {mm[0]:.2f} x {mm[1]:.2f} mm of this study "
-                   "(its spacing, resized to the model's input).")
+    shape = keras_model.inputs[0].shape
+    height, width = (int(shape[1]), int(shape[2])) if len(shape) == 4 else (0, 0)
+    top = sum(1 for n in graph.nodes if n.depth == 0)
+    left, right = st.columns([1, 1], gap="medium")
+    with left:
+        chart = f"{GRAPH_KEY}_{model_id}_{'-'.join(sorted(unfold))}"
+        st.plotly_chart(charts.layer_graph(shown, shown.layout(), layer),
+                        on_select=partial(pick_layer, chart), selection_mode="points",
+                        key=chart, config={"scrollZoom": False, "displayModeBar": False})
+        st.caption("Blue: convolutions; green: pooling; grey: normalisation and "
+                   "activations; orange: dense; purple: attention; a red square: a nested "
+                   "model (a backbone), folded. Hover a layer for its receptive field.")
+    with right:
+        picked = graph.node(layer)
+        field = picked.receptive
+        st.markdown(f"**`{literal(layer, code=True)}`**: {literal(picked.type)}, output "
+                    f"{literal(picked.shape_text)}, {picked.parameters:,} parameters")
+        if field is None:
+            st.caption("Each of its units sees the whole input (after global pooling, "
+                       "flattening or a dense layer).")
+        elif kind == "image" and seen is not None and picked.output_shape \
+                and len(picked.output_shape) == 3:
+            rows, cols = picked.output_shape[0], picked.output_shape[1]
+            box = field.box(rows // 2, cols // 2, height, width)
+            words = field.text(height, width)
+            if mm is not None:
+                size = graphs.millimetres(field, mm)
+                words += f", {size[0]:.1f} x {size[1]:.1f} mm of this study"
+            st.image(pictures.field_over(seen, box), output_format="PNG",
+                     caption=f"What one unit at the centre of this layer's {rows}x{cols} grid "
+                             f"sees: {words}; neighbouring units are {field.jump[0]:g} px "
+                             "apart.")
+        st.caption(f"{top} layers at the top, {len(graph.nodes) - top} inside nested "
+                   f"models; {keras_model.count_params():,} parameters.")
+        rows_out = []
+        for n in graph.nodes:
+            f = n.receptive
+            row = {"layer": n.path, "type": n.type, "output": n.shape_text,
+                   "parameters": n.parameters,
+                   "receptive field (px)": f.text(height, width) if f else "whole input"}
+            if mm is not None:
+                size = graphs.millimetres(f, mm) if f else None
+                row["receptive field (mm)"] = (f"{size[0]:.1f} x {size[1]:.1f}" if size
+                                               else "whole image")
+            rows_out.append(row)
+        st.dataframe(rows_out, hide_index=True, width="stretch", height=420)
+        if mm is None and kind == "image":
+            st.caption("This study declares no pixel spacing: receptive fields in pixels "
+                       "only (a DICOM or NIfTI study gives them in mm too).")
+        elif mm is not None:
+            st.caption(f"One input pixel is {mm[0]:.2f} x {mm[1]:.2f} mm of this study "
+                       "(its spacing, resized to the model's input).")
 
 elif view == FEATURES:
     try:
@@ -270,9 +295,10 @@ elif view == FEATURES:
                                   key="inside_order")
     count = controls[1].selectbox("Channels shown", [16, 32, 64, 128], index=1,
                                   key="inside_count")
-    picked = controls[2].number_input("Enlarge channel", 0, len(maps) - 1, 0,
-                                      key=f"inside_channel_{layer}")
     channels = features.order_channels(maps, by=order)[:count]
+    picked = controls[2].number_input("Enlarge channel", 0, len(maps) - 1, int(channels[0]),
+                                      key=f"inside_channel_{layer}_{order}",
+                                      help="The first in the grid's order at first.")
     left, right = st.columns([3, 2])
     with left:
         st.image(pictures.channel_grid(maps, channels), output_format="PNG",
@@ -299,16 +325,23 @@ elif view == FILTERS:
                 f"{kernels.shape[3]}")
     st.image(pictures.kernel_grid(filters.kernel_pictures(kernels)), output_format="PNG",
              caption="Each filter as a picture (colour when it reads RGB): grey is 0.")
-    try:
-        norms = filters.kernel_norms(keras_model, layer)
+    conv = filters.convolution_for(keras_model, layer)
+    if conv is None:
+        st.caption(f"No convolution up to {literal(layer)}: pick a later layer in the sidebar.")
+    else:
+        norms = filters.kernel_norms(keras_model, conv)
+        said = "" if conv == layer else f" (the convolution that feeds {literal(layer)})"
         st.plotly_chart(charts.bars(norms, [str(i) for i in range(len(norms))],
-                                    f"{literal(layer)}: L2 norm of each output channel's "
-                                    "filter"), width="stretch")
+                                    f"{literal(conv)}{said}: the L2 norm of each output "
+                                    "channel's filter"), width="stretch")
         st.caption(f"Median {np.median(norms):.3f}, smallest {norms.min():.3f} (channel "
                    f"{int(norms.argmin())}), largest {norms.max():.3f} (channel "
                    f"{int(norms.argmax())}).")
-    except ValueError as error:
-        st.caption(f"{literal(layer)}: {literal(str(error))} Pick a convolution in the sidebar.")
+    summary = filters.norm_summary(keras_model)
+    st.plotly_chart(charts.norm_summary(summary), width="stretch")
+    st.caption(f"Every convolution's filters, {len(summary)} layers in order: the median "
+               "norm (dot) and the range from the smallest to the largest (bar). A bar "
+               "reaching far below its dot marks filters that contribute little.")
 
 elif view == UNIT:
     controls = st.columns([2, 2, 1, 1], vertical_alignment="bottom")
@@ -380,7 +413,7 @@ elif view == CONVOLUTION:
     kh, kw = lesson.kernel.shape[:2]
     cell = teaching.convolution_cell(lesson.patch, lesson.kernel, lesson.bias, r * sh, c * sw)
     hover = [[teaching.formula(teaching.convolution_cell(
-        lesson.patch, lesson.kernel, lesson.bias, i * sh, j * sw)) for j in range(cols)]
+        lesson.patch, lesson.kernel, lesson.bias, i * sh, j * sw), c_in) for j in range(cols)]
         for i in range(rows)]
     st.markdown(f"**`{literal(lesson.layer, code=True)}`**, filter {channel}: "
                 f"{kh}x{kw}x{inputs_in} weights and a bias, stride {sh}; an 8x8 patch of "
@@ -397,26 +430,31 @@ elif view == CONVOLUTION:
     right.plotly_chart(charts.numbers_grid(computed, hover, "output before activation "
                                            "(hover a cell)", (r, c, 1, 1)), width="stretch",
                        key="inside_conv_out")
-    st.code(teaching.formula(cell).replace("<br>", "\n"), language=None)
+    st.code(teaching.formula(cell, c_in).replace("<br>", "\n"), language=None)
     agree = np.max(np.abs(teaching.activate(computed, lesson.activation) - lesson.expected))
     st.caption(f"The layer's activation is {literal(lesson.activation)}. These numbers agree "
                f"with the model's own output at these cells within {agree:.1e}.")
 
-    st.markdown("**Max pooling** (2x2, stride 2) of this filter's output on the patch")
-    pooled_in = np.maximum(computed, 0) if computed.shape[0] >= 2 else None
-    if pooled_in is None or min(pooled_in.shape) < 2:
-        st.caption("The output is too small here to pool.")
+    st.markdown("**Max pooling** (2x2, stride 2) of this filter's output, on the 8x8 "
+                "cells of the layer's own output starting at this patch")
+    output = features.feature_maps(keras_model, x, lesson.layer)[channel]
+    top, left = lesson.first
+    region = output[top:top + 8, left:left + 8]
+    region = region[:region.shape[0] // 2 * 2, :region.shape[1] // 2 * 2]
+    if min(region.shape) < 2:
+        st.caption("The layer's output is too small here to pool.")
     else:
-        pooled = teaching.max_pool(pooled_in[:pooled_in.shape[0] // 2 * 2,
-                                             :pooled_in.shape[1] // 2 * 2])
-        hover_pool = [[teaching.pool_formula(teaching.pool_cell(pooled_in, i, j))
+        pooled = teaching.max_pool(region)
+        hover_pool = [[teaching.pool_formula(teaching.pool_cell(region, i, j))
                        for j in range(pooled.shape[1])] for i in range(pooled.shape[0])]
-        left, right = st.columns(2)
-        left.plotly_chart(charts.numbers_grid(pooled_in, None, "after ReLU"), width="stretch",
-                          key="inside_pool_in")
-        right.plotly_chart(charts.numbers_grid(pooled, hover_pool, "max of each 2x2 block "
-                                               "(hover a cell)"), width="stretch",
-                           key="inside_pool_out")
+        left_col, right_col = st.columns(2)
+        left_col.plotly_chart(charts.numbers_grid(region, None, "the filter's output"),
+                              width="stretch", key="inside_pool_in")
+        right_col.plotly_chart(charts.numbers_grid(pooled, hover_pool, "the largest of each "
+                                                   "2x2 block (hover a cell)"),
+                               width="stretch", key="inside_pool_out")
+        st.caption("Pooling keeps the strongest response of each block and halves the "
+                   "grid: the next layer sees twice as far with the same 3x3 filter.")
 
     st.markdown("**Softmax**: from the final scores (logits) to probabilities")
     steps = teaching.softmax_steps(teaching.logits(keras_model, x))

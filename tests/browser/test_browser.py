@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -43,21 +41,7 @@ def require_chromium() -> None:
         pytest.fail(str(error), pytrace=False)
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A fresh server for this module; its process group is killed even if a test fails."""
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log) as url:
-        yield url
-
-
-def screenshot_dir(tmp_path: Path) -> Path:
-    folder = Path(os.environ.get("MEDLENS_SCREENSHOTS") or tmp_path)
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
-def test_samples_give_gradcam_overlays(app_url: str, tmp_path: Path) -> None:
+def test_samples_give_gradcam_overlays(app_url: str, screenshots: Path) -> None:
     require_chromium()
     with chromium() as browser:
         page = open_explain(browser, app_url)
@@ -71,7 +55,7 @@ def test_samples_give_gradcam_overlays(app_url: str, tmp_path: Path) -> None:
             # Let the run finish before the next click, so the click is not re-rendered away.
             wait_idle(page)
 
-        shot = screenshot_dir(tmp_path) / "explain.png"
+        shot = screenshots / "explain.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 0
 
@@ -94,7 +78,7 @@ def test_deep_link_to_explain_on_fresh_server_runs_inside_app(tmp_path: Path) ->
         expect(nav.get_by_text("Explain", exact=True)).to_be_visible()
 
 
-def test_viewer_window_preset_changes_the_picture(app_url: str, tmp_path: Path) -> None:
+def test_viewer_window_preset_changes_the_picture(app_url: str, screenshots: Path) -> None:
     require_chromium()
     with chromium() as browser:
         page = open_viewer(browser, app_url)
@@ -117,12 +101,13 @@ def test_viewer_window_preset_changes_the_picture(app_url: str, tmp_path: Path) 
         assert image.evaluate("img => img.naturalWidth") == 512
         assert image.screenshot() != before_pixels, "the picture on screen did not change"
 
-        shot = screenshot_dir(tmp_path) / "viewer.png"
+        shot = screenshots / "viewer.png"
         page.screenshot(path=str(shot), full_page=True)
         assert shot.stat().st_size > 0
 
 
-def test_own_model_uploaded_on_the_zoo_is_explained(app_url: str, tmp_path: Path) -> None:
+def test_own_model_uploaded_on_the_zoo_is_explained(app_url: str, tmp_path: Path,
+                                                    screenshots: Path) -> None:
     """The user's .keras file through the Zoo's form (a Lambda one refused first), then
     chosen on Explain in the same session: its Grad-CAM overlay on a sample."""
     require_chromium()
@@ -169,4 +154,4 @@ def test_own_model_uploaded_on_the_zoo_is_explained(app_url: str, tmp_path: Path
         wait_for_overlay(page, FIRST)
         expect(overlay_image(page, FIRST)).to_be_visible()
         expect(page.get_by_text("layer mine_conv")).to_be_visible()
-        page.screenshot(path=str(screenshot_dir(tmp_path) / "own-model.png"), full_page=True)
+        page.screenshot(path=str(screenshots / "own-model.png"), full_page=True)

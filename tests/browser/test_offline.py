@@ -6,7 +6,6 @@ tiles or scripts from elsewhere. A study opened on the Viewer and a sample expla
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urljoin, urlsplit
 
@@ -21,7 +20,6 @@ from tests.browser import (
     choose_sample,
     chromium,
     chromium_path,
-    streamlit_server,
     wait_for_overlay,
     wait_for_viewer_image,
     wait_idle,
@@ -36,13 +34,6 @@ NO_HOST = {"data", "blob", "about"}
 SAMPLE = "Te-gl_0011.jpg"
 # Lazy loads (fonts, icons, chunks of the frontend) may start after a run is over.
 SETTLE_MS = 2_000
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log) as url:
-        yield url
 
 
 def outside(urls: list[str], app_url: str) -> list[str]:

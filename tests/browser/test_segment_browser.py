@@ -4,8 +4,6 @@ MEDLENS_SCREENSHOTS=DIR keeps the screenshots."""
 
 from __future__ import annotations
 
-import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -18,7 +16,6 @@ from tests.browser import (
     choose_option,
     chromium,
     press_timed,
-    streamlit_server,
     viewer_image,
     wait_for_viewer_image,
     wait_idle,
@@ -28,16 +25,8 @@ from tests.browser import (
 pytestmark = pytest.mark.browser
 
 
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log) as url:
-        yield url
-
-
-def test_segment_page_scrolls_mask_and_truth_and_explains(app_url: str, tmp_path: Path):
-    shots = Path(os.environ.get("MEDLENS_SCREENSHOTS") or tmp_path)
-    shots.mkdir(parents=True, exist_ok=True)
+def test_segment_page_scrolls_mask_and_truth_and_explains(app_url: str, screenshots: Path):
+    shots = screenshots
     with chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.set_default_timeout(120_000)

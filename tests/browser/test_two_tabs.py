@@ -11,7 +11,6 @@ import json
 import os
 import re
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,12 +22,10 @@ from tests.browser import (
     choose_option,
     choose_sample,
     chromium,
-    chromium_path,
     open_explain,
     open_viewer,
     progress_text,
     set_number,
-    streamlit_server,
     wait_for_overlay,
     wait_for_viewer_image,
     wait_idle,
@@ -38,17 +35,6 @@ pytestmark = pytest.mark.browser
 
 MASKS = 4000  # RISE masks: minutes on this CPU, far longer than tab 2 needs
 CANCEL_WITHIN_S = 10.0
-
-
-@pytest.fixture(scope="module")
-def app_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    try:
-        chromium_path()
-    except RuntimeError as error:
-        pytest.fail(str(error), pytrace=False)
-    log = tmp_path_factory.mktemp("streamlit") / "server.log"
-    with streamlit_server(log) as url:
-        yield url
 
 
 def masks_done(text: str) -> int:
