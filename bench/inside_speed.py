@@ -2,17 +2,26 @@
 one compiled forward pass (batch 1), and the separation table (which layer first tells
 a class from the others).
 
-Views (one function each, `VIEWS`; extend it for attention, maximisation...):
+Views (one function each, `VIEWS`):
 - graph: `layer_graph(model)` and its folded/unfolded layouts;
 - feature_maps: one layer's maps for one image, cold (the probe built and traced: what
   the first click on a layer costs) and warm (median of repeats);
 - filters: the first convolution's kernels as pictures and a deep layer's norms;
 - layer_stats: mean, sparsity and dead channels of every spatial layer over the built-in
   samples (one multi-output probe, in chunks);
-- separation: leave-one-out nearest-centroid accuracy per class and layer over them.
+- separation: leave-one-out nearest-centroid accuracy per class and layer over them;
+- convolution: the teaching view (a patch of the first convolution with every cell's
+  multiply-add in words, max pooling of the layer's own output, the softmax's steps);
+- maximise: activation maximisation of the first class (`--steps` steps; the page's
+  default is 100: the seconds per step are printed);
+- attention (a ViT): its attention maps, rollout, gradient-weighted rollout and mean
+  attention distance.
 
-    .venv/bin/python bench/inside_speed.py [--model braintumor-xception] [--label glioma]
-                                           [--repeats 5] [--table]
+`--model vit` trains the Train page's ViT recipe for `--epochs` epochs on its built-in
+task (brain tissue patches) and times the views on it, over its held-out samples.
+
+    .venv/bin/python bench/inside_speed.py [--model braintumor-xception|vit] [--label glioma]
+                                           [--repeats 5] [--steps 5] [--table]
 
 Prints a table of times, the separation rows of the block outputs for --label (every
 spatial layer with --table), then one JSON line.
@@ -38,6 +47,7 @@ import numpy as np  # noqa: E402
 
 from core import models  # noqa: E402
 from core.explain.backend.graph import spatial_layers  # noqa: E402
+from core.inside import attention  # noqa: E402
 from core.inside.features import (  # noqa: E402
     feature_maps,
     first_separating,
@@ -52,9 +62,16 @@ from core.inside.filters import (  # noqa: E402
     kernels,
 )
 from core.inside.graph import layer_graph  # noqa: E402
-from core.models.inputs import prepare  # noqa: E402
-from core.models.samples import samples  # noqa: E402
-from core.studies import open_study  # noqa: E402
+from core.inside.maximise import ClassUnit, input_range, maximise  # noqa: E402
+from core.inside.teaching import (  # noqa: E402
+    convolution_cell,
+    first_layer_patch,
+    formula,
+    logits,
+    max_pool,
+    softmax_steps,
+)
+from core.models.samples import sample_batch  # noqa: E402
 
 
 def timed(call: Callable[[], object]) -> tuple[float, object]:
@@ -105,9 +122,49 @@ def view_separation(model, context: dict) -> dict:
     return {"seconds": seconds, "layers": len(rows)}
 
 
+def view_convolution(model, context: dict) -> dict:
+    def lesson():
+        found = first_layer_patch(model, context["x"], size=8)
+        computed = found.computed()
+        words = [formula(convolution_cell(found.patch, found.kernel, found.bias,
+                                          i * found.stride[0], j * found.stride[1]))
+                 for i in range(computed.shape[0]) for j in range(computed.shape[1])]
+        output = feature_maps(model, context["x"], found.layer)[found.channel]
+        pooled = max_pool(output[:8, :8])
+        return words, pooled, softmax_steps(logits(model, context["x"]))
+
+    seconds, _ = timed(lesson)
+    return {"seconds": seconds}
+
+
+def view_maximise(model, context: dict) -> dict:
+    steps = context["steps"]
+    seconds, found = timed(lambda: maximise(model, ClassUnit(0), steps=steps,
+                                            samples=context["batch"],
+                                            value_range=context["range"]))
+    return {"seconds": seconds, "steps": steps, "per_step": seconds / steps,
+            "activation": found.activation, "samples_max": float(found.samples.max())}
+
+
+def view_attention(model, context: dict) -> dict:
+    if attention.attention_kind(model) != "vit":
+        return {"seconds": float("nan"), "skipped": "no ViT attention"}
+    x = context["x"]
+
+    def views():
+        maps = attention.attention_maps(model, x)
+        return (attention.rollout(maps), attention.gradient_rollout(model, x),
+                attention.mean_distance(model, maps, 4))
+
+    views()  # traced once, as a page's first visit does
+    seconds = statistics.median(timed(views)[0] for _ in range(context["repeats"]))
+    return {"seconds": seconds}
+
+
 VIEWS: dict[str, Callable[[object, dict], dict]] = {
     "graph": view_graph, "feature_maps": view_feature_maps, "filters": view_filters,
     "layer_stats": view_layer_stats, "separation": view_separation,
+    "convolution": view_convolution, "maximise": view_maximise, "attention": view_attention,
 }
 
 
@@ -140,18 +197,26 @@ def main() -> None:
     parser.add_argument("--label", default="glioma")
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--table", action="store_true", help="every layer's row")
+    parser.add_argument("--steps", type=int, default=5, help="maximisation steps timed")
+    parser.add_argument("--epochs", type=int, default=10, help="--model vit: its training")
     args = parser.parse_args()
 
-    classifier = models.load(args.model, "keras")
-    model = classifier.keras_model
-    found = samples(classifier.card)
-    inputs = [classifier.card.prepare(open_study(s.path)) if classifier.card.metadata
-              else prepare(open_study(s.path), classifier.card.input_spec) for s in found]
-    batch = np.stack([i.array for i in inputs])
+    if args.model == "vit":
+        from core.train.config import default_config
+        from core.train.fit import train
+
+        trained = train(default_config("vit", epochs=args.epochs))
+        model, card = trained.model, trained.card
+        args.label = args.label if args.label in card.labels else card.labels[0]
+    else:
+        classifier = models.load(args.model, "keras")
+        model, card = classifier.keras_model, classifier.card
+    batch, found = sample_batch(card)
     spatial = spatial_layers(model)
     deep = next(p for p in reversed(spatial) if _has_kernel(model, p))
     context = {"x": batch[0], "layer": spatial[2], "deep": deep, "batch": batch,
-               "labels": np.array([s.label for s in found]), "repeats": args.repeats}
+               "labels": np.array([s.label for s in found]), "repeats": args.repeats,
+               "steps": args.steps, "range": input_range(card.input_spec.scale)}
     base = forward(model, batch[0], args.repeats)
     results = {}
     print(f"{args.model}: {len(found)} samples, forward pass {base * 1000:.1f} ms (batch 1)")
@@ -159,7 +224,8 @@ def main() -> None:
     for name, view in VIEWS.items():
         result = view(model, context)
         results[name] = result
-        notes = {k: v for k, v in result.items() if k != "seconds"}
+        notes = {k: (round(v, 4) if isinstance(v, float) else v)
+                 for k, v in result.items() if k != "seconds"}
         print(f"{name:14} {result['seconds']:9.3f} {result['seconds'] / base:10.1f}  {notes}")
 
     rows = context["rows"]

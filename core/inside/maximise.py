@@ -100,10 +100,13 @@ def input_range(scale: str) -> tuple[float, float]:
     return RANGES[scale]
 
 
-def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None):
+def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None,
+               grey: bool = False):
     """A Keras model with ONE image input (a list of one) whose output is the unit's
     value per image (N,). A model with more inputs (an image and a metadata vector) has
-    the others held at `fixed` (zeros by default)."""
+    the others held at `fixed` (zeros by default). With `grey`, an RGB model's input is
+    one channel repeated three times, as a grey study is given to it: the ascent then
+    stays among the images it can be shown."""
     import keras
     from keras import ops
 
@@ -135,8 +138,12 @@ def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None):
         raise ExplainError(f"not a unit: {unit!r}")
 
     inputs = scores.inputs if isinstance(scores.inputs, list) else [scores.inputs]
-    image = keras.Input(shape=inputs[0].shape[1:], dtype=inputs[0].dtype, name="image")
-    feed = [image]
+    shape = tuple(inputs[0].shape[1:])
+    grey = grey and shape[-1] == 3
+    image = keras.Input(shape=(*shape[:-1], 1) if grey else shape, dtype=inputs[0].dtype,
+                        name="image")
+    feed = [keras.layers.Concatenate(axis=-1, name="grey_to_rgb")([image] * 3)
+            if grey else image]
     for i, other in enumerate(inputs[1:]):
         held = np.zeros(other.shape[1:], np.float32) if not fixed else \
             np.asarray(fixed[i], np.float32).reshape(other.shape[1:])
@@ -213,15 +220,17 @@ def _settings(low: float, high: float) -> dict[str, Any]:
 def maximise(model, unit: Unit, steps: int = STEPS, seed: int = 0,
              progress: Progress | None = None, samples: np.ndarray | None = None,
              value_range: tuple[float, float] = (-1.0, 1.0),
-             fixed: list[np.ndarray] | None = None) -> Maximised:
+             fixed: list[np.ndarray] | None = None, grey: bool = False) -> Maximised:
     """The input that maximises `unit`, found by `steps` of tf-keras-vis'
     ActivationMaximization from a random image (uniform in `value_range`, the model's
     input range: `input_range(card.input_spec.scale)`), seeded by `seed`.
 
     `samples` (N, h, w, c) in the same scale: real images to measure the unit on, so the
     result can be compared with what real images make it do. `fixed`: the other inputs of
-    a model with several (held constant). Progress is reported after every step; a
-    progress that raises (a cancelled job) stops the ascent there."""
+    a model with several (held constant). `grey`: one channel repeated to an RGB model's
+    three (a model shown grey studies: an ascent in colour would find colours it never
+    sees). Progress is reported after every step; a progress that raises (a cancelled
+    job) stops the ascent there."""
     import keras
     from tf_keras_vis.activation_maximization import ActivationMaximization
     from tf_keras_vis.activation_maximization.callbacks import Callback
@@ -232,8 +241,11 @@ def maximise(model, unit: Unit, steps: int = STEPS, seed: int = 0,
     if not high > low:
         raise ExplainError(f"input range ({low}, {high}) is empty")
     began = time.perf_counter()
-    probe = unit_model(model, unit, fixed)
+    replicated = grey and int(model.inputs[0].shape[-1]) == 3
+    probe = unit_model(model, unit, fixed, replicated)
     shape = tuple(int(d) for d in probe.inputs[0].shape[1:])
+    if replicated and samples is not None and len(samples):
+        samples = np.asarray(samples)[..., :1]  # grey replicated: one channel says it all
     measured = (unit_values(probe, samples) if samples is not None and len(samples)
                 else np.zeros(0, np.float32))
     rng = np.random.default_rng(seed)
@@ -276,6 +288,8 @@ def maximise(model, unit: Unit, steps: int = STEPS, seed: int = 0,
     finally:
         np.random.set_state(saved)
     image = np.asarray(best["image"], np.float32)
+    if replicated:
+        image = np.repeat(image, 3, axis=-1)  # as the model is given it
     activation = float(best["value"])
     return Maximised(unit=unit, image=image, picture=picture(image), activation=activation,
                      samples=measured, start=start, steps=int(steps),

@@ -98,13 +98,15 @@ def _sanity(job: Job, progress: Progress) -> Any:
 
 def maximise_job(classifier: Classifier, unit: ClassUnit | ChannelUnit, steps: int,
                  seed: int = 0, samples: Any = None,
-                 fixed: Sequence[Any] | None = None) -> Job:
+                 fixed: Sequence[Any] | None = None, grey: bool = False) -> Job:
     """Activation maximisation of one unit (a `core.inside.maximise.Maximised`): a class
     score or a channel, from a seeded random image in the model's input range, measured
-    against `samples` (N, h, w, c) in the model's input scale (the built-in samples)."""
+    against `samples` (N, h, w, c) in the model's input scale (the built-in samples);
+    `grey`: one channel repeated to an RGB model's three, as grey studies are given."""
     kind = "class" if isinstance(unit, ClassUnit) else "channel"
     params = {"model": classifier.card.id, "unit": kind, **asdict(unit), "steps": int(steps),
-              "seed": int(seed), "range": list(input_range(classifier.card.input_spec.scale))}
+              "seed": int(seed), "range": list(input_range(classifier.card.input_spec.scale)),
+              "grey": bool(grey)}
     return Job.make("maximise", params, model=classifier, samples=samples,
                     fixed=None if fixed is None else list(fixed))
 
@@ -115,7 +117,8 @@ def _maximise(job: Job, progress: Progress) -> Any:
             else ChannelUnit(p["layer"], p["channel"]))
     return maximise(job.inputs["model"].keras_model, unit, steps=p["steps"], seed=p["seed"],
                     progress=progress, samples=job.inputs["samples"],
-                    value_range=tuple(p["range"]), fixed=job.inputs["fixed"])
+                    value_range=tuple(p["range"]), fixed=job.inputs["fixed"],
+                    grey=p["grey"])
 
 
 # -- several models, several images -----------------------------------------------------------

@@ -359,7 +359,10 @@ elif view == UNIT:
     steps = int(controls[2].number_input("Steps", 10, 1000, 100, 10, key="inside_unit_steps"))
     run = controls[3].button("Run", icon=":material/play_arrow:", key="inside_unit_run")
     batch = own_samples(owner.fingerprint, card)
-    job = maximise_job(owner, unit, steps=steps, samples=batch)
+    # A grey study is given to an RGB model as one channel three times: the ascent stays
+    # among such images.
+    grey = not chosen_study.study.is_colour
+    job = maximise_job(owner, unit, steps=steps, samples=batch, grey=grey)
     if run:
         state.forget_cancelled(job.key)
         jobs.submit(job)
@@ -390,7 +393,9 @@ elif view == UNIT:
                                 width="stretch")
                 st.caption(f"{found.steps} steps in {found.seconds:.1f} s, from seeded noise "
                            "(tf-keras-vis ActivationMaximization, with total-variation and "
-                           "norm regularisers and jitter).")
+                           "norm regularisers, jitter and rotation)"
+                           + ("; grey, as this study is given to the model." if grey
+                              else "; in colour, as this study is."))
 
 elif view == CONVOLUTION:
     count = len(filters.kernels(keras_model, filters.first_convolution(keras_model)))

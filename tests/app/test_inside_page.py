@@ -149,3 +149,23 @@ def test_slice_weights_beside_the_slice_and_the_gan_latent_space():
     assert not at.exception and not at.error
     assert "from -3 to +3" in texts(at) and "along the sphere" in texts(at)
     assert sum(len(e.proto.imgs) for e in at.get("image")) == 2  # the walk, the path
+
+
+def test_a_dicom_study_gives_receptive_fields_in_mm():
+    """MR_small.dcm (pydicom's test file) declares its pixel spacing: the table adds
+    millimetres, the field in pixels times the mm of one input pixel."""
+    from tests.conftest import dicom_file
+
+    path = dicom_file("MR_small.dcm")
+    at = inside()
+    at.radio(key="inside_source_").set_value("Upload a file").run()
+    at = settle(at.file_uploader(key="inside_upload").set_value(
+        (path.name, path.read_bytes(), "application/dicom")))
+    assert not at.exception and not at.error
+    rows = at.dataframe[0].value
+    conv = rows[rows["layer"] == "xception/block1_conv2"].iloc[0]
+    assert conv["receptive field (px)"] == "7x7"
+    per_px = next(c.value for c in at.caption if c.value.startswith("One input pixel is"))
+    mm = float(per_px.split("is ")[1].split(" x")[0])
+    height = float(conv["receptive field (mm)"].split(" x")[0])
+    assert height == pytest.approx(7 * mm, abs=0.06)

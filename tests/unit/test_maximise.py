@@ -163,3 +163,25 @@ def test_maximise_runs_as_a_job_with_progress(trained):
     channel = maximise_job(classifier, ChannelUnit("backbone/conv2", 2), steps=2)
     assert channel.spec.params["unit"] == "channel" and channel.spec.params["channel"] == 2
     assert Executor(RUNNERS).run(channel).unit == ChannelUnit("backbone/conv2", 2)
+
+
+def test_grey_keeps_an_rgb_models_image_grey():
+    """An RGB model shown grey studies (one channel three times, as the tumour Xception
+    is): with grey=True the ascent runs on one channel, so the image stays grey."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(4, 3, activation="relu", name="conv")(inputs)
+    h = keras.layers.GlobalAveragePooling2D()(h)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(h))
+    grey = np.repeat(np.random.default_rng(0).random((6, 16, 16, 1), np.float32), 3, -1)
+    result = maximise(model, ClassUnit(1), steps=3, samples=grey, value_range=(0.0, 1.0),
+                      grey=True)
+    assert result.image.shape == (16, 16, 3)
+    np.testing.assert_array_equal(result.image[..., 0], result.image[..., 2])
+    # measured on the samples as the model sees them (their first channel, repeated)
+    np.testing.assert_allclose(result.samples, unit_values(unit_model(model, ClassUnit(1)),
+                                                           grey), rtol=1e-5, atol=1e-6)
+    coloured = maximise(model, ClassUnit(1), steps=3, value_range=(0.0, 1.0))
+    assert not np.array_equal(coloured.image[..., 0], coloured.image[..., 2])
