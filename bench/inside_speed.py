@@ -117,7 +117,8 @@ def view_layer_stats(model, context: dict) -> dict:
 
 
 def view_separation(model, context: dict) -> dict:
-    seconds, rows = timed(lambda: separation(model, context["batch"], context["labels"]))
+    seconds, rows = timed(lambda: separation(model, context["batch"], context["labels"],
+                                             with_input=True))
     context["rows"] = rows
     return {"seconds": seconds, "layers": len(rows)}
 
@@ -228,8 +229,8 @@ def main() -> None:
                  for k, v in result.items() if k != "seconds"}
         print(f"{name:14} {result['seconds']:9.3f} {result['seconds'] / base:10.1f}  {notes}")
 
-    rows = context["rows"]
-    shown = rows if args.table else block_outputs(rows)
+    image_row, rows = context["rows"][0], context["rows"][1:]
+    shown = [image_row, *(rows if args.table else block_outputs(rows))]
     labels = list(rows[0]["classes"])
     print(f"\nseparation (leave-one-out nearest centroid, {len(found)} samples): "
           + ("every spatial layer" if args.table else "block outputs"))

@@ -332,18 +332,29 @@ def nearest_centroid_loo(features: np.ndarray, labels: np.ndarray) -> np.ndarray
     return np.asarray(predicted, dtype=object)
 
 
+INPUT_ROW = "input (mean of each channel)"
+
+
 def separation(model, batch: Any, labels: np.ndarray, layers: list[str] | None = None,
-               progress: Progress | None = None) -> list[dict[str, Any]]:
+               progress: Progress | None = None, with_input: bool = False
+               ) -> list[dict[str, Any]]:
     """Per layer (default: every spatial layer), how well its pooled features tell each
     class from the others: leave-one-out nearest-centroid accuracy per class (the
     fraction of that class's images given their own class) and overall. One row per
-    layer: {"layer", "channels", "accuracy", "classes": {label: accuracy}}."""
+    layer: {"layer", "channels", "accuracy", "classes": {label: accuracy}}. With
+    `with_input`, a first row for the input image itself, each channel's mean: what the
+    plainest statistic of the image already tells apart."""
     labels = np.asarray(labels)
     if len(labels) != _count(batch):
         raise ExplainError(f"{len(labels)} labels for {_count(batch)} images")
     if len(set(labels.tolist())) < 2:
         raise ExplainError("separation needs images of at least two classes")
     pooled = pooled_features(model, batch, layers, progress)
+    if with_input:
+        # The image itself, each channel averaged: a class told apart here is told apart
+        # by its brightness, before any layer (a confound of the set, not a feature).
+        images = np.asarray(batch[0] if isinstance(batch, list | tuple) else batch)
+        pooled = {INPUT_ROW: images.mean(axis=(1, 2)).astype(np.float64), **pooled}
     classes = list(dict.fromkeys(labels.tolist()))
     rows = []
     for path, features in pooled.items():

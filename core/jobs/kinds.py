@@ -295,7 +295,7 @@ def _inside_stats(job: Job, progress: Progress) -> Any:
     if not own:
         return stats, []
     return stats, separation(model, batch, np.array([s.label for s in found]),
-                             p["layers"] or None)
+                             p["layers"] or None, with_input=True)
 
 
 TRAIN_RUNNERS: dict[str, Callable[[Job, Progress], Any]] = {

@@ -58,7 +58,10 @@ with st.sidebar:
                 token = f"upload-{upload.file_id}"
     except (StudyError, ModelError) as error:
         show_error(error)  # the uploader keeps its file; another choice opens at once
-    method = st.selectbox("Method", list(METHODS), index=list(METHODS).index("gradcam"),
+    # The methods every chosen model accepts (the attention ones need a ViT each).
+    accepted = [m for m in METHODS
+                if all(m in session_models.methods_for(i) for i in chosen)]
+    method = st.selectbox("Method", accepted, index=accepted.index("gradcam"),
                           format_func=METHOD_TITLES.get, key="compare_method")
     labels = shared_labels(cards)
     target = st.selectbox("Class to explain", [EACH, *labels.labels], key="compare_target",

@@ -97,7 +97,8 @@ def trust_section() -> None:
     """Which explanation method to believe for the first chosen model on this set: ROAD
     per method (core.evaluate.trust), a job of its own beside the evaluation."""
     with st.expander("Which explanation to believe (ROAD per method)"):
-        methods = st.multiselect("Methods", list(METHODS), default=["gradcam"],
+        offered = session_models.methods_for(chosen[0]) if chosen else list(METHODS)
+        methods = st.multiselect("Methods", offered, default=["gradcam"],
                                  format_func=lambda m: METHODS[m].title, key="trust_methods")
         limit = st.number_input("Images (the first N of the set; 0: all)", min_value=0,
                                 value=0, step=1, key="trust_limit")

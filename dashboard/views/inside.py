@@ -216,8 +216,11 @@ def stats_section() -> None:
         st.caption("For each layer, its channels averaged over the image give one vector per "
                    "sample; each sample is given the class of the nearest class mean (its own "
                    "left out). A class whose line climbs early is told apart by simple "
-                   f"patterns; one that climbs late needs the deep layers. Over "
-                   f"{stats[0].images} samples: a lesson, not a measurement.")
+                   "patterns; one that climbs late needs the deep layers. The first point "
+                   "is the image itself, each channel's mean: a class told apart there "
+                   "differs in brightness, before any layer has learnt anything (a trait "
+                   f"of these images, worth doubting). Over {stats[0].images} samples: a "
+                   "lesson, not a measurement.")
 
 
 # -- the views ---------------------------------------------------------------------------------
@@ -318,8 +321,12 @@ elif view == FEATURES:
     stats_section()
 
 elif view == FILTERS:
-    first = filters.first_convolution(keras_model)
-    kernels = filters.kernels(keras_model, first)
+    try:
+        first = filters.first_convolution(keras_model)
+        kernels = filters.kernels(keras_model, first)
+    except ValueError as error:  # no 2-D convolution (a 3-D CNN, convolutions wrapped)
+        st.info(literal(str(error)), icon=":material/info:")
+        st.stop()
     st.markdown(f"**First convolution: `{literal(first, code=True)}`**, "
                 f"{kernels.shape[0]} filters of {kernels.shape[1]}x{kernels.shape[2]}x"
                 f"{kernels.shape[3]}")

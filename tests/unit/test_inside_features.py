@@ -10,6 +10,7 @@ import pytest
 
 from core.explain.errors import ExplainError
 from core.inside.features import (
+    INPUT_ROW,
     feature_maps,
     find_layer,
     first_separating,
@@ -195,6 +196,10 @@ def test_separation_on_a_model_that_sees_brightness():
     assert [r["layer"] for r in rows] == ["conv"]
     assert rows[0]["accuracy"] == 1.0 and rows[0]["classes"] == {"dark": 1.0, "bright": 1.0}
     assert rows[0]["channels"] == 2
+    # The image itself comes first on request: brightness alone tells these apart.
+    image, conv = separation(model, batch.astype(np.float32), labels, with_input=True)
+    assert image["layer"] == INPUT_ROW and image["channels"] == 1
+    assert image["accuracy"] == 1.0 and conv == rows[0]
     with pytest.raises(ExplainError, match="3 labels for 8 images"):
         separation(model, batch, labels[:3])
 
