@@ -173,6 +173,17 @@ def feature_maps(model, x: Any, layer: str) -> np.ndarray:
     return channels_first(_run(probe(model, [path]), _batched(x), compiled=False)[0][0])
 
 
+def token_grid(maps: np.ndarray, grid: tuple[int, int]) -> np.ndarray:
+    """A ViT layer's tokens (dim, 1 + rows * cols), channel first as `feature_maps` gives
+    them, laid out on the patch grid: (dim, rows, cols), the class token left out (token
+    1 + r * cols + c is the patch at row r, column c)."""
+    rows, cols = grid
+    if maps.ndim != 2 or maps.shape[1] != 1 + rows * cols:
+        raise ExplainError(f"{maps.shape[1:]} tokens do not fill a {rows}x{cols} patch grid "
+                           "after a class token")
+    return np.ascontiguousarray(maps[:, 1:].reshape(len(maps), rows, cols))
+
+
 def order_channels(maps: np.ndarray, by: str = "mean") -> np.ndarray:
     """Channel indices of (C, ...) maps: by "mean" or "max" activation (highest first,
     ties by index), or by "index"."""

@@ -290,8 +290,15 @@ if view == ARCHITECTURE:
 elif view == FEATURES:
     try:
         maps = features.feature_maps(keras_model, x, layer)
+        if maps.ndim == 2 and attention.attention_kind(keras_model) == "vit":
+            maps = features.token_grid(maps, patch_grid(keras_model))  # tokens: patches
     except ValueError as error:
         st.info(literal(str(error)), icon=":material/info:")
+        st.stop()
+    if maps.ndim != 3 or maps.shape[1:] == (1, 1):
+        st.info(f"{literal(layer)} gives {maps.shape[0]} numbers, not maps over the image "
+                "(a dense or pooled layer): pick a spatial layer in the sidebar.",
+                icon=":material/info:")
         st.stop()
     controls = st.columns(3)
     order = controls[0].selectbox("Order channels by", ["mean", "max", "index"],

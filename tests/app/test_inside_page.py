@@ -132,6 +132,10 @@ def test_vit_attention_per_block_and_head_with_rollouts():
     assert "Mean attention distance" in words
     at = settle(at.selectbox(key="inside_att_token").set_value("a patch"))
     assert "where the patch" in texts(at)
+    # A block's tokens as feature maps on the 8x8 patch grid (the class token left out).
+    at = settle(at.selectbox(key="inside_layer").set_value("block2_add2"))
+    at = view(at, "Feature maps")
+    assert "block2_add2: 32 of 64 channels, 8x8 each" in texts(at)
 
 
 def test_slice_weights_beside_the_slice_and_the_gan_latent_space():

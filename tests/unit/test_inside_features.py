@@ -19,6 +19,7 @@ from core.inside.features import (
     nearest_centroid_loo,
     order_channels,
     separation,
+    token_grid,
 )
 from core.inside.filters import (
     first_convolution,
@@ -248,3 +249,12 @@ def test_kernel_pictures_put_zero_at_grey():
     assert own[1, 1, 1, 0] == 1.0  # scaled by its own largest weight
     grey = kernel_pictures(np.ones((4, 3, 3, 5), np.float32))
     assert grey.shape == (4, 3, 3, 1) and np.all(grey == 1.0)
+
+
+def test_token_grid_lays_patch_tokens_on_the_grid():
+    tokens = np.arange(3 * 7, dtype=np.float32).reshape(3, 7)  # dim 3, class token + 2x3
+    grid = token_grid(tokens, (2, 3))
+    assert grid.shape == (3, 2, 3)
+    assert grid[1, 1, 2] == tokens[1, 1 + 1 * 3 + 2]
+    with pytest.raises(ExplainError, match="do not fill a 3x3 patch grid"):
+        token_grid(tokens, (3, 3))
