@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from core.explain.backend.graph import spatial_layers
+from core.explain.backend.graph import match_layer, spatial_layers
 from core.explain.errors import ExplainError
 from core.models.runtime.keras_private import graph as keras_graph
 from core.models.runtime.keras_private import producer, run_through_graph
@@ -48,14 +48,9 @@ def layer_paths(model, prefix: str = "") -> list[str]:
 def find_layer(model, layer: str) -> str:
     """The path of a layer given by path or by a name found once; ExplainError (one
     line, saying where the names are listed) otherwise."""
-    paths = layer_paths(model)
-    if layer in paths:
-        return layer
-    matches = [p for p in paths if p.rsplit("/", 1)[-1] == layer]
-    if len(matches) == 1:
-        return matches[0]
-    if matches:
-        raise ExplainError(f"layer name '{layer}' is ambiguous: {', '.join(matches)}")
+    found = match_layer(layer_paths(model), layer)
+    if found is not None:
+        return found
     raise ExplainError(f"no layer '{layer}' in the model (list them with `medlens models "
                        "show ID --layers`; inside a nested model, as xception/block1_conv1)")
 

@@ -113,14 +113,22 @@ def resolve_layer(model, layer: str | None) -> str:
     if layer is None:
         return last_spatial_layer(model)
     layers = spatial_layers(model)
-    if layer in layers:
-        return layer
-    matches = [p for p in layers if p.rsplit("/", 1)[-1] == layer]
-    if len(matches) == 1:
-        return matches[0]
-    if not matches:
+    found = match_layer(layers, layer)
+    if found is None:
         raise ExplainError(f"no spatial layer named '{layer}' (try {layers[-1]})")
-    raise ExplainError(f"layer name '{layer}' is ambiguous: {', '.join(matches)}")
+    return found
+
+
+def match_layer(paths: list[str], layer: str) -> str | None:
+    """The path among `paths` that `layer` names: the path itself, or a bare name found
+    once ("block1_conv1" for "xception/block1_conv1"); None where none does, ExplainError
+    where several do."""
+    if layer in paths:
+        return layer
+    matches = [p for p in paths if p.rsplit("/", 1)[-1] == layer]
+    if len(matches) > 1:
+        raise ExplainError(f"layer name '{layer}' is ambiguous: {', '.join(matches)}")
+    return matches[0] if matches else None
 
 
 def _linear_call(layer):
