@@ -140,11 +140,16 @@ def view_convolution(model, context: dict) -> dict:
 
 def view_maximise(model, context: dict) -> dict:
     steps = context["steps"]
-    seconds, found = timed(lambda: maximise(model, ClassUnit(0), steps=steps,
-                                            samples=context["batch"],
-                                            value_range=context["range"]))
-    return {"seconds": seconds, "steps": steps, "per_step": seconds / steps,
-            "activation": found.activation, "samples_max": float(found.samples.max())}
+    batch = context["batch"]
+    # grey samples (one channel three times) get a grey ascent, as the page gives them
+    grey = batch.shape[-1] == 3 and bool(np.all(batch[..., :1] == batch))
+    seconds, found = timed(lambda: maximise(model, ClassUnit(0), steps=steps, samples=batch,
+                                            value_range=context["range"], grey=grey))
+    return {"seconds": seconds, "steps": steps, "per_step": seconds / steps, "grey": grey,
+            "activation": found.activation, "start": found.start,
+            "samples_max": float(found.samples.max()),
+            "samples_mean": float(found.samples.mean()),
+            "samples_std": float(found.samples.std())}
 
 
 def view_attention(model, context: dict) -> dict:
@@ -199,6 +204,8 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--table", action="store_true", help="every layer's row")
     parser.add_argument("--steps", type=int, default=5, help="maximisation steps timed")
+    parser.add_argument("--views", default=",".join(VIEWS),
+                        help="the views to time, comma-separated (default: all)")
     parser.add_argument("--epochs", type=int, default=10, help="--model vit: its training")
     args = parser.parse_args()
 
@@ -222,13 +229,16 @@ def main() -> None:
     results = {}
     print(f"{args.model}: {len(found)} samples, forward pass {base * 1000:.1f} ms (batch 1)")
     print(f"{'view':14} {'seconds':>9} {'x forward':>10}  notes")
-    for name, view in VIEWS.items():
-        result = view(model, context)
+    for name in args.views.split(","):
+        result = VIEWS[name](model, context)
         results[name] = result
         notes = {k: (round(v, 4) if isinstance(v, float) else v)
                  for k, v in result.items() if k != "seconds"}
         print(f"{name:14} {result['seconds']:9.3f} {result['seconds'] / base:10.1f}  {notes}")
 
+    if "rows" not in context:  # separation not asked for
+        print(json.dumps({"model": args.model, "forward_seconds": base, "views": results}))
+        return
     image_row, rows = context["rows"][0], context["rows"][1:]
     shown = [image_row, *(rows if args.table else block_outputs(rows))]
     labels = list(rows[0]["classes"])
