@@ -53,6 +53,7 @@ from core.inside.features import (  # noqa: E402
     first_separating,
     layer_stats,
     separation,
+    token_grid,
 )
 from core.inside.filters import (  # noqa: E402
     first_convolution,
@@ -72,6 +73,7 @@ from core.inside.teaching import (  # noqa: E402
     softmax_steps,
 )
 from core.models.samples import sample_batch  # noqa: E402
+from core.nets.vit import depth_of, patch_grid  # noqa: E402
 
 
 def timed(call: Callable[[], object]) -> tuple[float, object]:
@@ -96,9 +98,12 @@ def view_graph(model, context: dict) -> dict:
 
 def view_feature_maps(model, context: dict) -> dict:
     x, layer, repeats = context["x"], context["layer"], context["repeats"]
-    cold, maps = timed(lambda: feature_maps(model, x, layer))
-    warm = statistics.median(timed(lambda: feature_maps(model, x, layer))[0]
-                             for _ in range(repeats))
+    def maps_of():
+        maps = feature_maps(model, x, layer)
+        return token_grid(maps, patch_grid(model)) if maps.ndim == 2 else maps
+
+    cold, maps = timed(maps_of)
+    warm = statistics.median(timed(maps_of)[0] for _ in range(repeats))
     return {"seconds": warm, "cold_seconds": cold, "layer": layer,
             "shape": list(np.shape(maps))}
 
@@ -222,7 +227,11 @@ def main() -> None:
     batch, found = sample_batch(card)
     spatial = spatial_layers(model)
     deep = next(p for p in reversed(spatial) if _has_kernel(model, p))
-    context = {"x": batch[0], "layer": spatial[2], "deep": deep, "batch": batch,
+    # A ViT's layer of interest is its last block's tokens (its spatial layers are only
+    # the augmentation and the patch embedding).
+    layer = (f"block{depth_of(model)}_add2" if attention.attention_kind(model) == "vit"
+             else spatial[2])
+    context = {"x": batch[0], "layer": layer, "deep": deep, "batch": batch,
                "labels": np.array([s.label for s in found]), "repeats": args.repeats,
                "steps": args.steps, "range": input_range(card.input_spec.scale)}
     base = forward(model, batch[0], args.repeats)
