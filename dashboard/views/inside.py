@@ -152,9 +152,17 @@ if trained is None:
     x, seen = model_input.inputs, model_input.seen
     labels = list(card.labels)
     kind = "image"
+    predicted = None
+    if card.task == "classification":
+        prediction = owner.predict(model_input)  # one forward pass
+        predicted = prediction.label
+        st.caption(f"{literal(model_id)} says **{literal(predicted)}** "
+                   f"({prediction.probabilities[predicted]:.1%}) on this image: a model's "
+                   "output, not a diagnosis. The views below look at how it got there.")
 else:
     card, owner, keras_model = trained.card, trained, trained.model
     labels = list(card.labels)
+    predicted = None
     kind = "generator" if trained.data.get("kind") == "unlabelled" else "volume"
     if kind == "volume" and trained.test_images is not None and len(trained.test_images):
         with st.sidebar:
@@ -362,7 +370,8 @@ elif view == UNIT:
     what = controls[0].radio("Unit", ["A class", "A channel of the layer"], horizontal=True,
                              key="inside_unit_kind")
     if what == "A class":
-        label = controls[1].selectbox("Class", labels, key="inside_unit_class")
+        label = controls[1].selectbox("Class", labels, key="inside_unit_class",
+                                      index=labels.index(predicted) if predicted else 0)
         unit = ClassUnit(labels.index(label), label)
     else:
         shape = graph.node(layer).output_shape
@@ -525,8 +534,9 @@ elif view == ATTENTION:
             pc = int(where[1].number_input("Patch column", 0, grid[1] - 1, grid[1] // 2,
                                            key="inside_att_col"))
             index = 1 + pr * grid[1] + pc
-        target = labels.index(st.selectbox("Class (gradient-weighted)", labels,
-                                           key="inside_att_class"))
+        target = labels.index(st.selectbox(
+            "Class (gradient-weighted)", labels, key="inside_att_class",
+            index=labels.index(predicted) if predicted else 0))
         one = attention.token_map(maps, block - 1, None if head == "mean" else head - 1,
                                   index, grid)
         rolled = attention.rollout(maps, grid)
