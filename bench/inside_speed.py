@@ -53,6 +53,7 @@ from core.inside.features import (  # noqa: E402
     first_separating,
     layer_stats,
     separation,
+    statistics_layers,
     token_grid,
 )
 from core.inside.filters import (  # noqa: E402
@@ -116,14 +117,15 @@ def view_filters(model, context: dict) -> dict:
 
 
 def view_layer_stats(model, context: dict) -> dict:
-    seconds, stats = timed(lambda: layer_stats(model, context["batch"]))
+    seconds, stats = timed(lambda: layer_stats(model, context["batch"],
+                                               statistics_layers(model)))
     return {"seconds": seconds, "layers": len(stats), "images": len(context["batch"]),
             "dead_channels": sum(s.dead_channels for s in stats)}
 
 
 def view_separation(model, context: dict) -> dict:
     seconds, rows = timed(lambda: separation(model, context["batch"], context["labels"],
-                                             with_input=True))
+                                             statistics_layers(model), with_input=True))
     context["rows"] = rows
     return {"seconds": seconds, "layers": len(rows)}
 

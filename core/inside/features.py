@@ -254,6 +254,22 @@ def _passes(model, batch: Any, paths: list[str], chunk: int, progress: Progress 
     report(progress, 1.0, f"{what}: {total} images")
 
 
+# Augmentation layers pass an image through unchanged at inference (core.nets.preprocessing
+# names them so): statistics over them repeat the input's.
+AUGMENTATION_PREFIX = "augment_"
+
+
+def statistics_layers(model) -> list[str]:
+    """The layers the statistics and the separation read: every spatial layer but the
+    augmentation ones, and for a ViT each block's output tokens (its only spatial layers
+    are the patch embedding and the augmentation)."""
+    from core.nets.vit import depth_of
+
+    found = [p for p in spatial_layers(model)
+             if not p.rsplit("/", 1)[-1].startswith(AUGMENTATION_PREFIX)]
+    return found + [f"block{i}_add2" for i in range(1, depth_of(model) + 1)]
+
+
 def _layers(model, layers: list[str] | None) -> list[str]:
     if layers is None:
         found = spatial_layers(model)

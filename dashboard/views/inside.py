@@ -208,14 +208,15 @@ def stats_section() -> None:
     st.caption("Over the model's own labelled samples." if own else
                "No labelled samples ship with this model: the other models' samples stand "
                "in (outside its domain), and classes are not separated.")
-    handle = jobs.submit(inside_stats_job(owner, card, tuple(spatial)))
+    handle = jobs.submit(inside_stats_job(owner, card,
+                                          tuple(features.statistics_layers(keras_model))))
     result = jobs.show(handle, "Layer statistics", EXPECTED, key="inside_stats")
     if result is None:
         return
     stats, separated = result
     st.plotly_chart(charts.layer_statistics(stats), width="stretch")
     dead = sum(s.dead_channels for s in stats)
-    st.caption(f"{len(stats)} spatial layers over {stats[0].images} images; {dead} channels "
+    st.caption(f"{len(stats)} layers over {stats[0].images} images; {dead} channels "
                "are zero on every one of them (dead). Sparsity is the share of exact zeros: "
                "after a ReLU, the units that stayed silent.")
     if separated:

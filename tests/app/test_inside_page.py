@@ -71,7 +71,7 @@ def test_feature_maps_and_their_statistics_over_the_samples():
     first = words.split("each, by mean: ")[1].split(",")[0]
     assert f"channel {first} over the image the model saw" in words
     # The statistics over the 17 samples and where the classes come apart.
-    assert "spatial layers over 17 images" in words
+    assert "131 layers over 17 images" in words
     assert len(at.get("plotly_chart")) == 2
 
 
