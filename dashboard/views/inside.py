@@ -77,6 +77,12 @@ ABOUT = {
         "network to follow information from the input to the class token; the "
         "gradient-weighted version keeps only the attention that raised the chosen class. "
         "Where the model looked is not the same as why it decided."),
+    "slices": (
+        "This network reads a volume slice by slice and gives every slice a weight (its "
+        "attention), the weights summing to 1 over the volume; the class is decided from "
+        "the slices' features mixed by those weights. Scroll through the slices: the bars "
+        "show which ones the model leaned on. Leaning on a slice is not the same as that "
+        "slice holding the evidence."),
     LATENT: (
         "A GAN's generator turns a short vector of random numbers (a point in its latent "
         "space) into an image. Moving along one number changes the image smoothly if the "
@@ -166,7 +172,11 @@ else:
     kind = "generator" if trained.data.get("kind") == "unlabelled" else "volume"
     if kind == "volume" and trained.test_images is not None and len(trained.test_images):
         with st.sidebar:
-            number = st.slider("Held-out volume", 1, len(trained.test_images), 1,
+            # The first volume of the last label (the finding) shows the most at first.
+            truth = trained.test_labels
+            first = (int(np.flatnonzero(truth == len(labels) - 1)[0]) + 1
+                     if truth is not None and np.any(truth == len(labels) - 1) else 1)
+            number = st.slider("Held-out volume", 1, len(trained.test_images), first,
                                key=f"inside_volume_{model_id}")
             x = trained.test_images[number - 1]
             if trained.test_labels is not None:
@@ -194,7 +204,8 @@ with st.sidebar:
                               "picks one too. Nested layers read 'backbone/layer'.")
 
 view = st.radio("View", views, horizontal=True, key="inside_view")
-st.caption(ABOUT[view])
+slices = view == ATTENTION and attention.attention_kind(keras_model) == "slices"
+st.caption(ABOUT["slices" if slices else view])
 
 
 def stats_section() -> None:
@@ -502,7 +513,7 @@ elif view == CONVOLUTION:
                "a larger gap between logits gives a surer-looking answer, not a truer one.")
 
 elif view == ATTENTION:
-    if attention.attention_kind(keras_model) == "slices":
+    if slices:
         weights = attention.slice_attention(keras_model, x)
         number = st.slider("Slice", 1, len(weights), int(np.argmax(weights)) + 1,
                            key=f"inside_slice_{model_id}")
