@@ -36,7 +36,8 @@ STEPS = 100
 
 @dataclass(frozen=True)
 class ClassUnit:
-    """A class output: its score before the final softmax/sigmoid (the logit)."""
+    """A class output: its score before the final softmax/sigmoid (the logit); for a
+    segmentation model, that score averaged over the pixels."""
 
     index: int
     label: str | None = None
@@ -119,7 +120,10 @@ def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None,
         index = int(unit.index)
 
         def value(outputs):
-            return outputs[:, index]
+            # a classifier's score; a segmenter's: the class's mean score over the pixels
+            picked = outputs[..., index]
+            return ops.mean(picked, axis=tuple(range(1, len(picked.shape)))) \
+                if len(picked.shape) > 1 else picked
     elif isinstance(unit, ChannelUnit):
         path = resolve_layer(model, unit.layer)
         scores = score_model(model, path)

@@ -255,10 +255,14 @@ def pool_formula(cell: PoolCell) -> str:
 
 def logits(model, x: Any) -> np.ndarray:
     """The model's scores before its final softmax or sigmoid for one input (unbatched; a
-    list for a model of two inputs): what `softmax_steps` starts from."""
+    list for a model of two inputs): what `softmax_steps` starts from. A segmentation
+    model scores every pixel: the centre pixel's scores are given."""
     from core.explain.backend.graph import score_model
 
     inputs = x if isinstance(x, list | tuple) else [x]
     batch = [np.asarray(v, np.float32)[None] for v in inputs]
-    scores = score_model(model)(batch if len(batch) > 1 else batch[0])
-    return np.asarray(scores, np.float64).reshape(-1)
+    scores = np.asarray(score_model(model)(batch if len(batch) > 1 else batch[0]),
+                        np.float64)[0]
+    while scores.ndim > 1:  # (h, w, classes): the centre pixel's
+        scores = scores[scores.shape[0] // 2]
+    return scores

@@ -496,7 +496,9 @@ elif view == CONVOLUTION:
         st.caption("Pooling keeps the strongest response of each block and halves the "
                    "grid: the next layer sees twice as far with the same 3x3 filter.")
 
-    st.markdown("**Softmax**: from the final scores (logits) to probabilities")
+    st.markdown("**Softmax**: from the final scores (logits) to probabilities"
+                + (" (of the centre pixel: a segmentation model scores every pixel)"
+                   if card.task == "segmentation" else ""))
     steps = teaching.softmax_steps(teaching.logits(keras_model, x))
     names = labels if len(labels) == len(steps["logits"]) else \
         [str(i) for i in range(len(steps["logits"]))]

@@ -115,3 +115,22 @@ def test_first_layer_patch_matches_the_real_first_layer(padding, strides, activa
                                atol=1e-6)
     with pytest.raises(ValueError, match="out of range"):
         first_layer_patch(model, image, channel=4)
+
+
+def test_logits_step_over_the_softmax_and_take_a_segmenters_centre_pixel():
+    import keras
+
+    from core.inside.teaching import logits
+
+    keras.utils.set_random_seed(2)
+    inputs = keras.Input((6, 6, 1))
+    scores = keras.layers.Conv2D(2, 3, padding="same", name="scores")(inputs)
+    segmenter = keras.Model(inputs, keras.layers.Softmax()(scores))
+    x = np.random.default_rng(2).random((6, 6, 1), np.float32)
+    expected = np.asarray(keras.Model(inputs, scores)(x[None]))[0, 3, 3]
+    np.testing.assert_allclose(logits(segmenter, x), expected, rtol=1e-5, atol=1e-6)
+    pooled = keras.layers.GlobalAveragePooling2D()(scores)
+    classifier = keras.Model(inputs, keras.layers.Softmax()(pooled))
+    np.testing.assert_allclose(logits(classifier, x),
+                               np.asarray(keras.Model(inputs, pooled)(x[None]))[0],
+                               rtol=1e-5, atol=1e-6)

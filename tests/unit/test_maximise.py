@@ -185,3 +185,17 @@ def test_grey_keeps_an_rgb_models_image_grey():
                                                            grey), rtol=1e-5, atol=1e-6)
     coloured = maximise(model, ClassUnit(1), steps=3, value_range=(0.0, 1.0))
     assert not np.array_equal(coloured.image[..., 0], coloured.image[..., 2])
+
+
+def test_a_segmenters_class_unit_is_its_mean_score_over_the_pixels():
+    import keras
+
+    keras.utils.set_random_seed(1)
+    inputs = keras.Input((8, 8, 1))
+    scores = keras.layers.Conv2D(3, 3, padding="same", name="scores")(inputs)
+    model = keras.Model(inputs, keras.layers.Softmax(name="probabilities")(scores))
+    x = np.random.default_rng(1).random((4, 8, 8, 1), np.float32)
+    logits = keras.Model(inputs, scores)(x)
+    values = unit_values(unit_model(model, ClassUnit(2)), x)
+    np.testing.assert_allclose(values, np.asarray(logits)[..., 2].mean(axis=(1, 2)),
+                               rtol=1e-5, atol=1e-6)
