@@ -177,3 +177,15 @@ def test_a_dicom_study_gives_receptive_fields_in_mm():
     mm = float(per_px.split("is ")[1].split(" x")[0])
     height = float(conv["receptive field (mm)"].split(" x")[0])
     assert height == pytest.approx(7 * mm, abs=0.06)
+
+
+def test_a_segmentation_model_gets_every_view_it_can():
+    """The head CT U-Net (no labelled samples of its own: the others' stand in) through
+    each view a page run computes at once."""
+    at = settle(inside().selectbox(key="inside_model").set_value("head-ct-unet"))
+    box = at.selectbox(key="inside_sample")
+    at = settle(box.set_value(box.options[0]))
+    for name in ("Architecture", "Feature maps", "Filters", "How a convolution computes"):
+        at = view(at, name)
+        assert not at.exception and not at.error, name
+    assert "of the centre pixel" in texts(at)
