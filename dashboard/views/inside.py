@@ -394,9 +394,9 @@ elif view == UNIT:
     steps = int(controls[2].number_input("Steps", 10, 1000, 100, 10, key="inside_unit_steps"))
     run = controls[3].button("Run", icon=":material/play_arrow:", key="inside_unit_run")
     batch = own_samples(owner.fingerprint, card)
-    # A grey study is given to an RGB model as one channel three times: the ascent stays
-    # among such images.
-    grey = not chosen_study.study.is_colour
+    # A grey image (a grey study, or an RGB file of a grey scan) is given to an RGB model
+    # as one channel three times: the ascent stays among such images.
+    grey = bool(np.all(model_input.array[..., :1] == model_input.array))
     job = maximise_job(owner, unit, steps=steps, samples=batch, grey=grey)
     if run:
         state.forget_cancelled(job.key)
