@@ -23,6 +23,7 @@ from tests.browser import (
 pytestmark = pytest.mark.browser
 
 SAMPLE = "Te-gl_0010.jpg"
+WAIT_MS = 300_000  # what a page may take under the full suite's load
 
 
 def layer_dots(page: Page):
@@ -46,12 +47,14 @@ def test_a_click_on_the_graph_picks_the_layer_every_view_reads(app_url: str,
         wait_idle(page)
         choose_sample(page, SAMPLE)
         wait_idle(page)
-        expect(layer_dots(page)).to_have_count(6)  # the backbone folded: 6 top-level layers
-        expect(layer_box(page)).to_have_value("xception/block14_sepconv2_act")
+        # The model loads on the fresh server first: minutes under a full suite's load.
+        expect(layer_dots(page)).to_have_count(6, timeout=WAIT_MS)  # 6 top-level layers
+        expect(layer_box(page)).to_have_value("xception/block14_sepconv2_act", timeout=WAIT_MS)
 
         page.get_by_text("Unfold the backbone 'xception'").click()
         wait_idle(page)
-        expect(layer_dots(page)).to_have_count(6 - 1 + 132)  # its node: its 132 layers
+        expect(layer_dots(page)).to_have_count(6 - 1 + 132,  # its node: its 132 layers
+                                               timeout=WAIT_MS)
         dot = layer_dots(page).nth(4)  # input, backbone input, conv1, its BN, its ReLU
         dot.scroll_into_view_if_needed()
         # Plotly takes clicks on its drag layer and finds the point under the mouse.
@@ -60,8 +63,8 @@ def test_a_click_on_the_graph_picks_the_layer_every_view_reads(app_url: str,
         page.mouse.move(x, y)
         page.mouse.click(x, y)
         wait_idle(page)
-        expect(layer_box(page)).to_have_value("xception/block1_conv1_act")
-        expect(page.get_by_text("sees: 3x3")).to_be_visible()  # its receptive field
+        expect(layer_box(page)).to_have_value("xception/block1_conv1_act", timeout=WAIT_MS)
+        expect(page.get_by_text("sees: 3x3")).to_be_visible(timeout=WAIT_MS)  # its field
         page.screenshot(path=str(screenshots / "inside-clicked.png"), full_page=True)
 
         page.get_by_test_id("stRadio").get_by_text("Feature maps", exact=True).click()
@@ -69,6 +72,6 @@ def test_a_click_on_the_graph_picks_the_layer_every_view_reads(app_url: str,
         wait_jobs_done(page, 600)
         caption = page.get_by_test_id("stImageCaption").filter(
             has_text="xception/block1_conv1_act: 32 of 32 channels, 74x74 each")
-        expect(caption).to_be_visible()
+        expect(caption).to_be_visible(timeout=WAIT_MS)
         page.screenshot(path=str(screenshots / "inside-features-clicked.png"),
                         full_page=True)
