@@ -137,8 +137,7 @@ def view_convolution(model, context: dict) -> dict:
         words = [formula(convolution_cell(found.patch, found.kernel, found.bias,
                                           i * found.stride[0], j * found.stride[1]))
                  for i in range(computed.shape[0]) for j in range(computed.shape[1])]
-        output = feature_maps(model, context["x"], found.layer)[found.channel]
-        pooled = max_pool(output[:8, :8])
+        pooled = max_pool(found.output[:8, :8])
         return words, pooled, softmax_steps(logits(model, context["x"]))
 
     seconds, _ = timed(lesson)

@@ -26,10 +26,10 @@ import numpy as np
 
 from core.explain.backend.graph import resolve_layer, score_model
 from core.explain.errors import ExplainError
+from core.models.inputs import SCALES
 from core.progress import Progress, report
 
 # The input range of each of MedLens' input scales (core.models.inputs.SCALES).
-RANGES = {"xception": (-1.0, 1.0), "unit": (0.0, 1.0), "none": (0.0, 255.0)}
 
 STEPS = 100
 
@@ -96,9 +96,11 @@ class Maximised:
 
 def input_range(scale: str) -> tuple[float, float]:
     """(low, high) of a model input scaled by `scale` ("xception", "unit", "none")."""
-    if scale not in RANGES:
-        raise ExplainError(f"unknown input scale '{scale}' (one of {', '.join(RANGES)})")
-    return RANGES[scale]
+    if scale not in SCALES:
+        raise ExplainError(f"unknown input scale '{scale}' (one of {', '.join(SCALES)})")
+    # what the model's own scaling makes of the 8-bit range: one truth for both
+    low, high = SCALES[scale][1](np.array([0.0, 255.0]))
+    return float(low), float(high)
 
 
 def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None,
@@ -118,12 +120,6 @@ def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None,
             raise ExplainError(f"class {unit.index} is out of range: the model has "
                                f"{classes} outputs")
         index = int(unit.index)
-
-        def value(outputs):
-            # a classifier's score; a segmenter's: the class's mean score over the pixels
-            picked = outputs[..., index]
-            return ops.mean(picked, axis=tuple(range(1, len(picked.shape)))) \
-                if len(picked.shape) > 1 else picked
     elif isinstance(unit, ChannelUnit):
         path = resolve_layer(model, unit.layer)
         scores = score_model(model, path)
@@ -132,14 +128,16 @@ def unit_model(model, unit: Unit, fixed: list[np.ndarray] | None = None,
         if not 0 <= unit.channel < channels:
             raise ExplainError(f"channel {unit.channel} is out of range: {path} has "
                                f"{channels} channels")
-        channel = int(unit.channel)
-
-        def value(outputs):
-            picked = outputs[..., channel]
-            return ops.mean(picked, axis=tuple(range(1, len(picked.shape)))) \
-                if len(picked.shape) > 1 else picked
+        index = int(unit.channel)
     else:
         raise ExplainError(f"not a unit: {unit!r}")
+
+    def value(outputs):
+        # the class score or the channel, averaged over the positions where it has them (a
+        # channel's map; a segmenter's class: its mean score over the pixels)
+        picked = outputs[..., index]
+        return ops.mean(picked, axis=tuple(range(1, len(picked.shape)))) \
+            if len(picked.shape) > 1 else picked
 
     inputs = scores.inputs if isinstance(scores.inputs, list) else [scores.inputs]
     shape = tuple(inputs[0].shape[1:])

@@ -140,6 +140,9 @@ class Patch:
     # is real cell (first[0] + i, first[1] + j).
     expected: np.ndarray
     first: tuple[int, int]
+    # The layer's whole output for channel `channel` (h_out, w_out): what pooling is
+    # shown on, so the page need not run the layer again.
+    output: np.ndarray
 
     def computed(self) -> np.ndarray:
         """`convolve` over the patch at the windows the layer computes (its stride), before
@@ -157,7 +160,8 @@ def first_layer_patch(model, x: Any, size: int = 8, centre: tuple[int, int] | No
 
     The layer is the first Conv2D among the spatial layers (nested backbones included).
     The patch is placed so its windows line up with the layer's (its stride and padding)."""
-    from core.explain.backend.graph import score_model, spatial_layers
+    from core.explain.backend.graph import spatial_layers
+    from core.inside.features import feature_maps
 
     inputs = x if isinstance(x, list | tuple) else [x]
     image = np.asarray(inputs[0], np.float32)
@@ -175,9 +179,9 @@ def first_layer_patch(model, x: Any, size: int = 8, centre: tuple[int, int] | No
     size = int(min(size, height, width))
     if size < max(kh, kw):
         raise ValueError(f"a {size}x{size} patch is smaller than the {kh}x{kw} kernel")
-    probe = score_model(model, path)
-    batch = [np.asarray(v, np.float32)[None] for v in inputs]
-    real = np.asarray(probe(batch if len(batch) > 1 else batch[0])[0], np.float32)[0]
+    # The layer's real output, through the probe feature maps keep per model (channel
+    # axis back to the end).
+    real = np.moveaxis(feature_maps(model, x, path), 0, -1)
     # Where the layer's windows start: cell r reads input rows r * s - pad_top onwards
     # (TensorFlow's "same" padding puts the odd pixel at the bottom/right).
     pads = [0, 0]
@@ -202,7 +206,8 @@ def first_layer_patch(model, x: Any, size: int = 8, centre: tuple[int, int] | No
     return Patch(layer=path, patch=patch, kernel=kernel[..., channel], bias=bias,
                  channel=int(channel), top_left=(int(top), int(left)), stride=(sh, sw),
                  activation=activation, expected=expected,
-                 first=(int(corner[0]), int(corner[1])))
+                 first=(int(corner[0]), int(corner[1])),
+                 output=np.ascontiguousarray(real[..., channel]))
 
 
 def _first_conv(model, paths: list[str]):

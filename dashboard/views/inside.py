@@ -477,9 +477,8 @@ elif view == CONVOLUTION:
 
     st.markdown("**Max pooling** (2x2, stride 2) of this filter's output, on the 8x8 "
                 "cells of the layer's own output starting at this patch")
-    output = features.feature_maps(keras_model, x, lesson.layer)[channel]
     top, left = lesson.first
-    region = output[top:top + 8, left:left + 8]
+    region = lesson.output[top:top + 8, left:left + 8]
     region = region[:region.shape[0] // 2 * 2, :region.shape[1] // 2 * 2]
     if min(region.shape) < 2:
         st.caption("The layer's output is too small here to pool.")
